@@ -145,3 +145,12 @@ def test_deletions_wait_until_the_last_one_settles(clock: Clock) -> None:
     assert not co.take_ready(timeout=0)
     clock.now += 0.6
     assert set(co.take_ready(timeout=0).dirty) == {"a", "b", "edit.py"}
+
+
+def test_put_back_keeps_moves_and_timing(clock: Clock) -> None:
+    co = Coalescer(delay=0.0, max_delay=1.0, clock=clock)
+    co.move("a.py", "b.py", is_dir=False)
+    batch = co.take_ready(timeout=0)
+    co.put_back(batch)
+    again = co.take_ready(timeout=0)
+    assert again.moves == [("a.py", "b.py", False)]

@@ -7,6 +7,7 @@ No traceback reaches the user unless ``--debug`` is given.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -23,16 +24,23 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 log = logging.getLogger("syncd")
 
 
-def _setup_logging(debug: bool) -> None:
-    # Under systemd (JOURNAL_STREAM set) journald adds its own timestamps.
+def _setup_logging(debug: bool, log_file: str | None = None) -> None:
+    # Under systemd (JOURNAL_STREAM set) journald adds its own timestamps; no colours anywhere.
     fmt = (
         "%(levelname)s %(message)s"
         if os.environ.get("JOURNAL_STREAM")
         else ("%(asctime)s %(levelname)s %(message)s")
     )
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.DEBUG if debug else logging.INFO, format=fmt
-    )
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    if log_file:
+        from logging.handlers import RotatingFileHandler
+
+        path = Path(log_file).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=3)
+        fmt = "%(asctime)s %(levelname)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     if not debug:
         for noisy in ("apscheduler", "watchdog", "googleapiclient", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -91,15 +99,132 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ask(args: argparse.Namespace, cmd: str, **fields: object) -> object:
+    """One request to the daemon of this config.
+
+    Only the config's *path* is needed to find the daemon, so a config broken on
+    disk (and not yet reloaded) does not lock the user out of a running daemon.
+    """
+    from .ipc import request, socket_path
+
+    return request(socket_path(_config_path(args)), cmd, **fields)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .ipc import DaemonNotRunning
+    from .status import render, status_from_disk
+
+    code = EXIT_OK
+    try:
+        status = _ask(args, "status", project=args.project)
+    except DaemonNotRunning:
+        code = EXIT_NOT_RUNNING
+        config = _load(args)
+        if args.project:
+            config.project(args.project)  # a clear error for a name that isn't there
+        db = _open_db(config)
+        try:
+            status = status_from_disk(config, db)
+        finally:
+            db.close()
+        if args.project:
+            status["projects"] = [p for p in status["projects"] if p["name"] == args.project]
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(render(status))
+    return code
+
+
+def _control(args: argparse.Namespace, cmd: str, done: str, **fields: object) -> int:
+    """Send pause/resume/sync/reload/stop to the daemon and say what happened."""
+    from .ipc import DaemonNotRunning
+
+    project = getattr(args, "project", None)
+    try:
+        _ask(args, cmd, project=project, **fields)
+    except DaemonNotRunning:
+        config = _load(args)
+        if cmd in ("pause", "resume"):
+            return _control_offline(config, cmd, project, bool(fields.get("confirm_deletes")))
+        hint = " (use `syncd sync --once` without a daemon)" if cmd == "sync" else ""
+        print(f"syncd is not running for {config.path}{hint}.", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    print(done.format(project or "all projects"))
+    return EXIT_OK
+
+
+def _control_offline(config: Config, cmd: str, project: str | None, confirm: bool) -> int:
+    """pause/resume without a daemon: record it, so the next start obeys it."""
+    db = _open_db(config)
+    try:
+        for pc in [config.project(project)] if project else config.projects:
+            if cmd == "pause":
+                db.set_paused(pc.name, "user", "paused by the user")
+            elif db.project(pc.name).paused == "deletes" and not confirm:
+                print(
+                    f"{pc.name} holds back deletions; resume it with --confirm-deletes.",
+                    file=sys.stderr,
+                )
+                return EXIT_FAIL
+            else:
+                db.set_paused(pc.name, None)
+    finally:
+        db.close()
+    what = "paused" if cmd == "pause" else "resumed"
+    print(f"syncd is not running; {project or 'all projects'} will start {what}.")
+    return EXIT_OK
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    return _control(args, "pause", "paused {}; edits are still recorded.")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return _control(args, "resume", "resumed {}.", confirm_deletes=bool(args.confirm_deletes))
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    return _control(args, "reload", "reloaded the config.")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return _control(args, "stop", "syncd is stopping.")
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from . import service
+
+    if args.action == "status":
+        for line in service.status().describe():
+            print(line)
+        return EXIT_OK
+    if args.action == "install":
+        config = _load(args)  # refuse to install a service that would fail on a bad config
+        lines = service.install(config_path=config.path, dry_run=args.dry_run)
+    else:
+        lines = service.uninstall(dry_run=args.dry_run)
+    for line in lines:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    worst = EXIT_OK
+    for level, message in run_checks(_config_path(args)):
+        print(f"[{level}] {message}")
+        if level == "fail":
+            worst = EXIT_FAIL
+    return worst
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from .daemon import InstanceLock, build_engine
 
     if not args.once:
-        print(
-            "talking to a running daemon is not available yet; use `syncd sync --once`.",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        return _control(args, "sync", "asked the daemon to reconcile {} now.")
     config = _load(args)
     projects = [config.project(args.project)] if args.project else list(config.projects)
     db = _open_db(config)
@@ -110,7 +235,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         for pc in projects:
             if pc.mirror is None:
                 continue
-            _, _, engine = build_engine(pc, db)
+            _, _, engine = build_engine(pc, db, config.drive)
             if args.confirm_deletes:
                 engine.resume(confirm_deletes=True)
             elif engine.status().state == "paused":
@@ -177,7 +302,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("init", cmd_init, "write a config with one project for DIR if none exists")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR")
-    add("run", cmd_run, "run the daemon in the foreground (what the service runs)")
+    p = add("run", cmd_run, "run the daemon in the foreground (what the service runs)")
+    p.add_argument("--log-file", help="log to this file (rotated at 10 MB) instead of stderr")
+    p = add("status", cmd_status, "what the daemon is doing (exit 3 if it is not running)")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument("--json", action="store_true", help="the stable JSON shape (see README)")
+    p = add("pause", cmd_pause, "stop uploading (edits keep being recorded)")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p = add("resume", cmd_resume, "start uploading again")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument(
+        "--confirm-deletes",
+        action="store_true",
+        help="carry out the deletions the mass-deletion guard held back",
+    )
+    add("reload", cmd_reload, "re-read the config (like SIGHUP)")
+    add("stop", cmd_stop, "stop the daemon (like SIGTERM)")
+    p = add("service", cmd_service, "install/uninstall/status of the systemd or launchd service")
+    p.add_argument("action", choices=["install", "uninstall", "status"])
+    p.add_argument("--dry-run", action="store_true", help="print the file instead")
+    add("doctor", cmd_doctor, "check config, credentials, inotify limits, clock and disk")
     p = add("sync", cmd_sync, "reconcile now; --once mirrors without a daemon and exits")
     p.add_argument("project", nargs="?", metavar="PROJECT")
     p.add_argument("--once", action="store_true", help="one-shot mirror, no daemon (cron)")
@@ -192,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.debug)
+    _setup_logging(args.debug, getattr(args, "log_file", None))
     try:
         return args.func(args)
     except ConfigError as exc:

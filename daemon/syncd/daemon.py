@@ -16,15 +16,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from .config import Config, ProjectConfig
-from .errors import SyncdError
+from .config import Config, DriveConfig, ProjectConfig, load_config
+from .errors import ConfigError, SyncdError
 from .ignore import IgnoreRules
+from .ipc import Server, socket_path
 from .mirror import MirrorEngine
+from .notify import SystemdNotifier
 from .remotes import open_remote
 from .state import StateDB
+from .status import daemon_status, project_status
 from .watch import Coalescer, Watcher
 
 log = logging.getLogger("syncd.daemon")
@@ -81,7 +85,7 @@ class InstanceLock:
 
 @dataclass
 class ProjectRuntime:
-    """Everything that runs for one project."""
+    """Everything that runs for one project's mirror."""
 
     config: ProjectConfig
     rules: IgnoreRules
@@ -92,7 +96,9 @@ class ProjectRuntime:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def build_engine(pc: ProjectConfig, db: StateDB) -> tuple[IgnoreRules, Coalescer, MirrorEngine]:
+def build_engine(
+    pc: ProjectConfig, db: StateDB, drive: DriveConfig
+) -> tuple[IgnoreRules, Coalescer, MirrorEngine]:
     """The pieces of one project's mirror, shared by the daemon and `sync --once`."""
     assert pc.mirror is not None
     rules = IgnoreRules(pc.path, pc.ignore)
@@ -103,7 +109,7 @@ def build_engine(pc: ProjectConfig, db: StateDB) -> tuple[IgnoreRules, Coalescer
         pc.name,
         pc.path,
         rules,
-        open_remote(pc.mirror.to),
+        open_remote(pc.mirror.to, drive=drive, db=db, project=pc.name),
         db,
         coalescer,
         deletions=pc.mirror.deletions,
@@ -120,9 +126,14 @@ class Daemon:
         self.db = db
         self.started = time.time()
         self.projects: dict[str, ProjectRuntime] = {}
+        self.config_error: str | None = None
         self._stop = threading.Event()
+        self._reload = threading.Event()
         self._watcher: Watcher | None = None
         self._scheduler = BackgroundScheduler(daemon=True)
+        self._notifier = SystemdNotifier()
+        self._ipc: Server | None = None
+        self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
 
     # --- projects ------------------------------------------------------------
 
@@ -135,7 +146,7 @@ class Daemon:
                 pc.name,
                 ", ".join(pc.mirror.pull),
             )
-        rules, coalescer, engine = build_engine(pc, self.db)
+        rules, coalescer, engine = build_engine(pc, self.db, self.config.drive)
         thread = threading.Thread(target=engine.run, name=f"mirror-{pc.name}", daemon=True)
         rt = ProjectRuntime(pc, rules, coalescer, engine, thread)
         engine.on_folder_back = lambda: self._rewatch(rt)
@@ -143,6 +154,17 @@ class Daemon:
         self._rewatch(rt)  # watch before the first scan, so no edit falls between them
         thread.start()
         log.info("%s: mirroring %s → %s", pc.name, pc.path, pc.mirror.to.raw)
+
+    def _stop_project(self, rt: ProjectRuntime, deadline: float) -> None:
+        if self._watcher is not None and rt.watch is not None:
+            self._watcher.unwatch(rt.watch)
+        rt.engine.stop()
+        rt.thread.join(max(0.1, deadline - time.monotonic()))
+        if rt.thread.is_alive():
+            log.warning(
+                "%s: still busy at shutdown; the next start picks up the rest", rt.config.name
+            )
+        rt.engine.remote.close()
 
     def _rewatch(self, rt: ProjectRuntime) -> None:
         assert self._watcher is not None
@@ -174,6 +196,61 @@ class Daemon:
         rt.rules.reload()
         rt.engine.request_scan()
 
+    def _select(self, name: str | None) -> list[ProjectRuntime]:
+        if name is None:
+            return list(self.projects.values())
+        if name not in self.projects:
+            known = ", ".join(self.projects) or "none"
+            raise SyncdError(f"no mirrored project named {name!r} (projects: {known})")
+        return [self.projects[name]]
+
+    # --- requests (IPC) ------------------------------------------------------
+
+    def handle(self, request: dict[str, Any]) -> Any:
+        """One control request from the socket; see ``ipc`` for the framing."""
+        cmd = request["cmd"]
+        project = request.get("project")
+        if project is not None and not isinstance(project, str):
+            raise SyncdError('"project" must be a string')
+        if cmd == "status":
+            return self.status(project)
+        if cmd == "pause":
+            for rt in self._select(project):
+                rt.engine.pause()
+            return self.status(project)
+        if cmd == "resume":
+            for rt in self._select(project):
+                rt.engine.resume(confirm_deletes=bool(request.get("confirm_deletes")))
+            return self.status(project)
+        if cmd == "sync":
+            for rt in self._select(project):
+                rt.engine.request_scan()
+            return self.status(project)
+        if cmd == "reload":
+            self.reload()
+            if self.config_error:
+                raise SyncdError(f"kept the previous config: {self.config_error}")
+            return self.status(None)
+        if cmd == "stop":
+            self.request_stop()
+            return {"stopping": True}
+        raise SyncdError(f"unknown command {cmd!r}")
+
+    def status(self, project: str | None = None) -> dict[str, Any]:
+        projects = []
+        for pc in self.config.projects:
+            if project is not None and pc.name != project:
+                continue
+            rt = self.projects.get(pc.name)
+            projects.append(project_status(pc, rt.engine.status() if rt else None))
+        if project is not None and not projects:
+            raise SyncdError(f"no project named {project!r}")
+        return daemon_status(projects, self.started, self.config_error)
+
+    def _summary(self) -> str:
+        states = [f"{name} {rt.engine.state.value}" for name, rt in self.projects.items()]
+        return ", ".join(states) or "no projects to mirror"
+
     # --- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
@@ -189,43 +266,100 @@ class Daemon:
             max_instances=1,
         )
         self._scheduler.start()
+        self._ipc = Server(socket_path(self.config.path), self.handle)
+        self._ipc.start()
+        self._notifier.ready(self._summary())
 
     def rescan_all(self) -> None:
         for rt in self.projects.values():
             rt.engine.request_scan()
 
+    def reload(self) -> None:
+        """Re-read the config: start added projects, stop removed ones, restart changed ones.
+
+        Queued edits of a restarted project are not lost: its first scan finds them.
+        A broken config keeps the running one and is reported in status.
+        """
+        with self._reload_lock:
+            self._reload_locked()
+
+    def _reload_locked(self) -> None:
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            self.config_error = str(exc)
+            log.error("reload failed, still running the previous config: %s", exc)
+            return
+        self.config_error = None
+        old = {pc.name: pc for pc in self.config.projects}
+        fresh = {pc.name: pc for pc in new.projects}
+        self.config = new
+        deadline = time.monotonic() + STOP_GRACE_S
+        for name, pc in old.items():
+            if fresh.get(name) != pc and name in self.projects:
+                log.info(
+                    "%s: %s by the new config", name, "changed" if name in fresh else "removed"
+                )
+                self._stop_project(self.projects.pop(name), deadline)
+        for name, pc in fresh.items():
+            if name not in self.projects:
+                self._start_project(pc)
+        log.info("config reloaded: %s", self._summary())
+
     def request_stop(self) -> None:
         self._stop.set()
 
+    def request_reload(self) -> None:
+        self._reload.set()
+
     def wait(self) -> None:
-        while not self._stop.wait(1.0):
-            pass
+        """The main thread's loop: watchdog pings, status line, reloads, until stopped."""
+        interval = self._notifier.watchdog_interval
+        last_status = ""
+        while not self._stop.wait(min(1.0, interval or 1.0)):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            summary = self._summary()
+            if summary != last_status:
+                self._notifier.status(summary)
+                last_status = summary
+            if interval and self._engines_alive(interval * 4):
+                self._notifier.watchdog()
+
+    def _engines_alive(self, max_silence: float) -> bool:
+        """Ping systemd's watchdog only while every engine loop still turns."""
+        for name, rt in self.projects.items():
+            if not rt.thread.is_alive() or not rt.engine.alive(max_silence):
+                log.error(
+                    "%s: the mirror engine stopped responding; not pinging the watchdog", name
+                )
+                return False
+        return True
 
     def stop(self) -> None:
         log.info("stopping: letting in-flight copies finish")
+        self._notifier.stopping()
+        if self._ipc is not None:
+            self._ipc.close()
         try:
             self._scheduler.shutdown(wait=False)
         except Exception:  # noqa: BLE001 - never block shutdown on the scheduler
             pass
-        if self._watcher is not None:
-            self._watcher.stop()
         for rt in self.projects.values():
             rt.engine.stop()
         deadline = time.monotonic() + STOP_GRACE_S
         for rt in self.projects.values():
-            rt.thread.join(max(0.1, deadline - time.monotonic()))
-            if rt.thread.is_alive():
-                log.warning(
-                    "%s: still busy at shutdown; the next start picks up the rest", rt.config.name
-                )
-        for rt in self.projects.values():
-            rt.engine.remote.close()
+            self._stop_project(rt, deadline)
+        if self._watcher is not None:
+            self._watcher.stop()
         log.info("stopped")
 
     def run_forever(self) -> None:
-        """The foreground daemon: SIGTERM/SIGINT stop it cleanly."""
+        """The foreground daemon: SIGTERM/SIGINT stop it cleanly, SIGHUP reloads the config."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
         self.start()
         try:
             self.wait()

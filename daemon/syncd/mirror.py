@@ -92,6 +92,7 @@ class MirrorEngine:
         self._batch_left = 0
         self._needs_scan = True
         self._confirm_deletes = False
+        self.heartbeat = time.monotonic()  # the loop's last turn: a stale one means hung
         rec = db.project(name)
         self._pause: PauseKind | None = None
         if rec.paused:
@@ -118,6 +119,10 @@ class MirrorEngine:
     @property
     def state(self) -> ProjectState:
         return self._state
+
+    def alive(self, max_silence: float) -> bool:
+        """The loop turned recently, or copies are in flight (each bounded by its own timeout)."""
+        return self._in_flight > 0 or time.monotonic() - self.heartbeat < max_silence
 
     def status(self) -> MirrorStatus:
         files, size = self.db.count(self.name)
@@ -184,6 +189,7 @@ class MirrorEngine:
         if self._pause is not None:
             self._set_state(ProjectState.PAUSED, self._reason)
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             if self._pause is not None:
                 self._wait_paused()
                 continue
@@ -192,6 +198,9 @@ class MirrorEngine:
                     self.full_scan()
                 else:
                     batch = self.coalescer.take_ready(timeout=0.5)
+                    if self._pause is not None or self._stop.is_set():
+                        self.coalescer.put_back(batch)  # paused while we waited
+                        continue
                     if batch.rescan:
                         self._needs_scan = True
                     if batch.dirty or batch.moves:
@@ -415,6 +424,7 @@ class MirrorEngine:
                 failure.append(exc)
                 abort.set()
             finally:
+                self.heartbeat = time.monotonic()
                 with self._lock:
                     self._in_flight -= 1
                     self._batch_left = max(0, self._batch_left - 1)
@@ -523,6 +533,7 @@ class MirrorEngine:
             if self._stop.is_set():
                 return
             self._retry(lambda r=rec: self._delete(r))
+            self.heartbeat = time.monotonic()
             self._file_ok(rec.path)
             self._batch_left = max(0, self._batch_left - 1)
             folders.add(rec.path.rpartition("/")[0])

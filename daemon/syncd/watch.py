@@ -223,6 +223,13 @@ class Coalescer:
                     batch.moves.append((p.moved_from, path, p.is_dir))
         return batch
 
+    def put_back(self, batch: Batch) -> None:
+        """Return a taken batch untouched (the project was paused meanwhile)."""
+        with self._cond:
+            for path, entry in batch.dirty.items():
+                self._pending.setdefault(path, entry)
+            self._rescan = self._rescan or batch.rescan
+
     def requeue(self, paths: list[str]) -> None:
         """Paths whose work failed or saw the file change: try again after the quiet window."""
         for path in paths:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ..config import RemoteAddress
+    from ..config import DriveConfig, RemoteAddress
+    from ..state import StateDB
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,18 @@ class Remote(Protocol):
         """Release connections and file handles."""
 
 
-def open_remote(address: RemoteAddress) -> Remote:
-    """The remote for a parsed ``mirror.to`` address."""
+def open_remote(address: RemoteAddress, *, drive: DriveConfig, db: StateDB, project: str) -> Remote:
+    """The remote for a parsed ``mirror.to`` address.
+
+    ``db``/``project`` give a remote a private corner of the state db (``kv_*``) for
+    what it must remember across restarts (folder ids, pending create intents).
+    """
     if address.kind == "local":
         from .local import LocalRemote
 
         return LocalRemote(address.raw, Path(address.path or ""))
+    if address.kind == "gdrive":
+        from .gdrive import GDriveRemote
+
+        return GDriveRemote(address, drive, db, project)
     raise ValueError(f"no remote for {address.raw!r}")

@@ -59,9 +59,16 @@ class LocalRemote:
             )
         if not self.root.is_dir():
             return TargetUnavailable(
-                f"target folder {self.root} is not there (unmounted?)", "syncd retries"
+                f"target folder {self.root} is not there (unmounted disk?)", "syncd retries"
             )
         return TransientError(f"writing {path} to {self.address} failed: {exc.strerror}")
+
+    def _require_root(self) -> None:
+        """Never recreate a vanished root as a side effect of writing into it."""
+        if not self.root.is_dir():
+            raise TargetUnavailable(
+                f"target folder {self.root} is not there (unmounted disk?)", "syncd retries"
+            )
 
     # --- Remote protocol -----------------------------------------------------
 
@@ -86,6 +93,7 @@ class LocalRemote:
         )
 
     def list_all(self) -> Iterator[RemoteEntry]:
+        self._require_root()
         stack = [""]
         while stack:
             rel_dir = stack.pop()
@@ -106,6 +114,7 @@ class LocalRemote:
                     yield RemoteEntry(rel, rel, st.st_size, None, _rev(st))
 
     def stat(self, path: str, known: RemoteEntry | None) -> RemoteEntry | None:
+        self._require_root()  # "not there" must not be read as "this file is gone"
         target = self._abs(path)
         try:
             st = target.lstat()
@@ -128,6 +137,7 @@ class LocalRemote:
         return RemoteEntry(path, path, 0, None, None, True) if target.is_dir() else None
 
     def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
+        self._require_root()
         target = self._abs(path)
         try:
             src = open(source, "rb")  # noqa: SIM115 - closed in finally, fstat needs the fd
@@ -177,6 +187,7 @@ class LocalRemote:
         return h.hexdigest()
 
     def move(self, entry: RemoteEntry, new_path: str) -> RemoteEntry:
+        self._require_root()
         src, dst = self._abs(entry.path), self._abs(new_path)
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +200,7 @@ class LocalRemote:
         return RemoteEntry(new_path, new_path, st.st_size, entry.md5, _rev(st), entry.is_dir)
 
     def trash(self, entry: RemoteEntry) -> None:
+        self._require_root()
         dst = self.root / TRASH / entry.path
         if dst.exists():
             stamp = time.strftime("%Y-%m-%d %H%M%S")
