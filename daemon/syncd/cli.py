@@ -14,10 +14,13 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import Config, default_config_path, load_config, render_initial_config
 from .errors import ConfigError, RemoteError, SyncdError
+
+if TYPE_CHECKING:
+    from .config import Config
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
@@ -47,10 +50,14 @@ def _setup_logging(debug: bool, log_file: str | None = None) -> None:
 
 
 def _config_path(args: argparse.Namespace) -> Path:
+    from .config import default_config_path
+
     return Path(args.config).expanduser().resolve() if args.config else default_config_path()
 
 
 def _load(args: argparse.Namespace) -> Config:
+    from .config import load_config
+
     return load_config(_config_path(args))
 
 
@@ -64,6 +71,8 @@ def _open_db(config: Config):
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from .config import render_initial_config
+
     path = _config_path(args)
     folder = Path(args.dir).expanduser().resolve()
     if path.exists():

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import Config, ProjectConfig
 from .models import MirrorStatus, ProjectState
-from .state import StateDB
+
+if TYPE_CHECKING:
+    from .config import Config, ProjectConfig
+    from .state import StateDB
 
 
 def iso(ts: float | None) -> str | None:
