@@ -286,3 +286,25 @@ def test_second_daemon_on_the_same_config_refuses(tmp_path: Path, run_daemon) ->
     d2 = run_daemon(cfg)  # kill -9 leaves no stale lock
     d2.wait_log("mirroring")
     assert d2.stop() == 0
+
+
+def test_edits_arrive_on_a_tree_of_20000_folders(tmp_path: Path, run_daemon) -> None:
+    """watchdog's default event mask loops forever on trees this size (see the notes)."""
+    cfg = write_config(tmp_path / "c.yaml", [project(tmp_path)])
+    src, dst = tmp_path / "p", tmp_path / "p-mirror"
+    for i in range(20000):
+        (src / f"a{i // 200:03d}" / f"b{i:05d}").mkdir(parents=True)
+    for i in range(0, 20000, 100):
+        (src / f"a{i // 200:03d}" / f"b{i:05d}" / "f.txt").write_text(str(i))
+    d = run_daemon(cfg)
+    wait_for(lambda: dst.is_dir() and len(tree(dst)) == 200, timeout=120, what="first mirror")
+    for k in range(20):
+        i = k * 997
+        path = src / f"a{i // 200:03d}" / f"b{i:05d}" / "edit.txt"
+        path.write_text(f"edit {k}")
+        wait_for(lambda p=path: (dst / p.relative_to(src)).exists(), timeout=10, what=f"edit {k}")
+    proc = __import__("psutil").Process(d.proc.pid)
+    proc.cpu_percent(None)
+    time.sleep(3)
+    assert proc.cpu_percent(None) < 20, "the daemon should idle, not rescan in a loop"
+    assert d.stop() == 0
