@@ -120,6 +120,18 @@ class MirrorEngine:
     def state(self) -> ProjectState:
         return self._state
 
+    def wait_settled(self, timeout: float) -> bool:
+        """Block until no local change is pending or being copied (a snapshot waits for this)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._pause is not None:
+                return False  # nothing moves while paused; don't wait for it
+            busy = self._needs_scan or len(self.coalescer) or self._batch_left or self._in_flight
+            if not busy and self._state is not ProjectState.SCANNING:
+                return True
+            time.sleep(0.05)
+        return False
+
     def alive(self, max_silence: float) -> bool:
         """The loop turned recently, or copies are in flight (each bounded by its own timeout)."""
         return self._in_flight > 0 or time.monotonic() - self.heartbeat < max_silence
@@ -139,7 +151,7 @@ class MirrorEngine:
                 bytes=size,
                 last_sync=rec.last_sync,
                 last_error=last_error,
-                conflicts=len(self.db.conflicts(self.name)),
+                conflicts=self.db.conflict_count(self.name),
                 file_errors=errors,
             )
 
@@ -149,6 +161,12 @@ class MirrorEngine:
         if (path, message) not in self._reported:
             self._reported.add((path, message))
             self.log.warning("%s: skipping %s: %s", self.name, path, message)
+
+    def _skip_link(self, path: str) -> None:
+        """Symlinks are a deliberate skip, not an error: say so once, keep status clean."""
+        if (path, "link") not in self._reported:
+            self._reported.add((path, "link"))
+            self.log.info("%s: skipping %s: symlink (symlinks are not followed)", self.name, path)
 
     def _file_ok(self, path: str) -> None:
         with self._lock:
@@ -259,10 +277,12 @@ class MirrorEngine:
         self._needs_scan = False
         self._set_state(ProjectState.SCANNING)
         if not self.root.is_dir() and self.db.count(self.name)[0] == 0:
+            # Never mirrored and not there: a wrong path. Wait for it, in state `error`.
+            self._pause = PauseKind.FOLDER
             self._set_state(
-                ProjectState.ERROR, f"project folder {self.root} does not exist (fix its path)"
+                ProjectState.ERROR,
+                f"project folder {self.root} does not exist (fix `path` in the config)",
             )
-            self.pause(f"project folder {self.root} does not exist", PauseKind.FOLDER)
             return
         if not self._guard_folder():
             return
@@ -272,6 +292,8 @@ class MirrorEngine:
         found = walk(self.root, self.rules)
         for path, why in found.skipped.items():
             self._file_error(path, why)
+        for path in found.links:
+            self._skip_link(path)
         index = self.db.files(self.name)
         lost = self._lost_on_remote(index)
         if lost:
@@ -283,7 +305,9 @@ class MirrorEngine:
                 index.pop(p, None)
         changes = compare(self.root, found, index)
         for p in list(index):
-            if p not in found.files and (p in found.skipped or self.rules.is_ignored(p, False)):
+            if p not in found.files and (
+                p in found.skipped or p in found.links or self.rules.is_ignored(p, False)
+            ):
                 changes.dirty.discard(p)
         self._set_state(ProjectState.SYNCING)
         self._apply(changes.dirty, [(s, d, False) for s, d in changes.moves])
@@ -335,6 +359,8 @@ class MirrorEngine:
                     paths.update(found.files)
                     for sp, why in found.skipped.items():
                         self._file_error(sp, why)
+                    for link in found.links:
+                        self._skip_link(link)
             else:
                 paths.add(p)
             paths.update(r.path for r in self.db.files_under(self.name, p))
@@ -357,7 +383,7 @@ class MirrorEngine:
                     deletes.append(rec)
                 continue
             if stat.S_ISLNK(st.st_mode):
-                self._file_error(p, "symlink (symlinks are not followed)")
+                self._skip_link(p)
             elif not stat.S_ISREG(st.st_mode):
                 continue
             elif self.rules.is_ignored(p, False):

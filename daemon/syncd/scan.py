@@ -33,7 +33,8 @@ class Walk:
     """Regular files found (not ignored, not behind a symlink) and what was skipped."""
 
     files: dict[str, LocalFile] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)  # path → why
+    skipped: dict[str, str] = field(default_factory=dict)  # unreadable: path → why
+    links: set[str] = field(default_factory=set)  # symlinks: never followed, never mirrored
 
 
 @dataclass
@@ -61,7 +62,7 @@ def walk(root: Path, rules: IgnoreRules, under: str = "") -> Walk:
             try:
                 if entry.is_symlink():
                     # Never followed: a link may point out of the project or loop.
-                    result.skipped[rel] = "symlink (symlinks are not followed)"
+                    result.links.add(rel)
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     if not rules.is_ignored(rel, True):
@@ -95,7 +96,10 @@ def compare(root: Path, found: Walk, index: dict[str, FileRecord]) -> ScanChange
     deleted = [
         p
         for p in index
-        if p not in found.files and p not in found.skipped and not p.startswith(unreadable)
+        if p not in found.files
+        and p not in found.skipped
+        and p not in found.links
+        and not p.startswith(unreadable)
     ]
     changes.dirty.update(deleted)
     changes.moves = _moves_by_content(root, found, created, [index[p] for p in deleted])

@@ -320,6 +320,13 @@ class StateDB:
                 "INSERT INTO conflicts VALUES(?, ?, ?, ?)", (project, path, kept_as, time.time())
             )
 
+    def conflict_count(self, project: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM conflicts WHERE project = ?", (project,)
+            ).fetchone()
+        return int(row[0])
+
     def conflicts(self, project: str) -> list[tuple[str, str, float]]:
         with self._lock:
             return self._conn.execute(

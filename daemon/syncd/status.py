@@ -89,7 +89,7 @@ def status_from_disk(config: Config, db: StateDB) -> dict[str, Any]:
             bytes=size,
             last_sync=rec.last_sync,
             last_error=rec.last_error,
-            conflicts=len(db.conflicts(pc.name)),
+            conflicts=db.conflict_count(pc.name),
         )
         projects.append(project_status(pc, mirror))
     return {
@@ -113,7 +113,7 @@ def _ago(stamp: str | None, now: float) -> str:
     return f"{secs} s ago"
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
@@ -145,7 +145,7 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
         if m:
             lines.append(f"  mirror   {p['path']} → {m['to']}")
             lines.append(
-                f"           {m['files']} files, {_size(m['bytes'])}; pending {m['pending']}, "
+                f"           {m['files']} files, {human_size(m['bytes'])}; pending {m['pending']}, "
                 f"in flight {m['in_flight']}; last sync {_ago(m['last_sync'], now)}"
             )
             if m["conflicts"]:
