@@ -1,0 +1,99 @@
+"""Helpers for the Google Drive tests: credentials and configs that point at a FakeDrive.
+
+The remote under test is the real one (pydrive2, googleapiclient, oauth2client
+over HTTP); only the server is fake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from oauth2client.client import OAuth2Credentials
+
+from syncd.config import DriveConfig, parse_address
+from syncd.remotes.gdrive import GDriveRemote
+from syncd.state import StateDB
+from tests.fakes.drive_server import FakeDrive
+
+
+def write_credentials(
+    fake: FakeDrive, path: Path, refresh_token: str | None = None, access_token: bool = True
+) -> Path:
+    """What `syncd auth drive` leaves behind (pydrive2's oauth2client JSON), mode 0600."""
+    creds = OAuth2Credentials(
+        access_token=fake.issue_token() if access_token else None,
+        client_id="fake-client-id.apps.googleusercontent.com",
+        client_secret="fake-client-secret",
+        refresh_token=refresh_token or fake.refresh_token,
+        token_expiry=None,
+        token_uri=fake.url + "token",
+        user_agent=None,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(creds.to_json())
+    tmp.chmod(0o600)
+    os.replace(tmp, path)  # the daemon may be watching: never show it half a file
+    return path
+
+
+def write_client_secrets(fake: FakeDrive, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fake.client_secrets()))
+    return path
+
+
+def drive_config(fake: FakeDrive, tmp: Path, **overrides: Any) -> DriveConfig:
+    values: dict[str, Any] = {
+        "credentials": tmp / "drive-credentials.json",
+        "client_secrets": tmp / "client_secrets.json",
+        "endpoint": fake.url,
+        "requests_per_second": 1000.0,
+        "timeout": 10.0,
+    }
+    values.update(overrides)
+    return DriveConfig(**values)
+
+
+def open_gdrive(
+    fake: FakeDrive,
+    tmp: Path,
+    address: str = "gdrive:/syncd/p",
+    *,
+    db: StateDB | None = None,
+    credentials: bool = True,
+    **overrides: Any,
+) -> GDriveRemote:
+    """A GDriveRemote on the fake with its own state db (or ``db``) and fresh credentials."""
+    cfg = drive_config(fake, tmp, **overrides)
+    if credentials and not cfg.credentials.exists():
+        write_credentials(fake, cfg.credentials)
+    db = db or StateDB(tmp / "state.db")
+    return GDriveRemote(parse_address(address, tmp), cfg, db, "p")
+
+
+def files_below(fake: FakeDrive, folder: str = "syncd/p") -> dict[str, str]:
+    """Relative path → md5 of every live file (not folder) below a folder of the fake."""
+    found = fake.find(folder)
+    if found is None:
+        return {}
+    return {p: md5 for p, md5 in fake.tree(found["id"]).items() if md5 is not None}
+
+
+def uploads(fake: FakeDrive) -> list[str]:
+    """Titles of the content uploads the fake committed (lost answers included), in order."""
+    return [r.title for r in fake.requests if "/upload/" in r.path and r.title is not None]
+
+
+def drive_section(fake: FakeDrive, credentials: Path, **extra: Any) -> dict[str, Any]:
+    """The `drive:` block of a YAML config for the daemon."""
+    return {
+        "credentials": str(credentials),
+        "endpoint": fake.url,
+        "requests_per_second": 1000,
+        "timeout": "10s",
+        **extra,
+    }

@@ -1,0 +1,244 @@
+"""End-to-end: the real `syncd run` as a subprocess, mirroring into FakeDrive over HTTP.
+
+FakeDrive lives in the pytest process; the daemon reaches it through
+``drive.endpoint``.  Each test checks the fake's own state (paths and md5s)
+and its request log, never the daemon's word for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, tree, wait_for, write_config
+from tests.fakes.drive_server import FakeDrive
+from tests.gdrive_support import drive_section, files_below, uploads, write_credentials
+
+KiB = 1024
+
+
+@pytest.fixture
+def fake(home: Path) -> Iterator[FakeDrive]:
+    with FakeDrive() as drive:
+        yield drive
+    assert drive.internal_errors == []
+
+
+def setup(tmp_path: Path, home: Path, fake: FakeDrive, workers: int = 4, **drive: object) -> Path:
+    """A config mirroring tmp_path/p to gdrive:/syncd/p on the fake; returns its path."""
+    (tmp_path / "p").mkdir(exist_ok=True)
+    creds = write_credentials(fake, home / ".config/syncd/drive-credentials.json")
+    project = {
+        "name": "p",
+        "path": str(tmp_path / "p"),
+        "mirror": {"to": "gdrive:/syncd/p", "delay": "100ms", "workers": workers},
+    }
+    return write_config(tmp_path / "c.yaml", [project], drive=drive_section(fake, creds, **drive))
+
+
+def mirrored(fake: FakeDrive, src: Path) -> bool:
+    return files_below(fake) == tree(src)
+
+
+def write_tree(src: Path, files: int, folders: int) -> None:
+    for i in range(files):
+        sub = src / f"t{i % 3}" / f"d{i % folders:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i:05d}.py").write_text(f"# file {i}\n" + "x = 1\n" * (i % 40))
+
+
+def status(cfg: Path) -> dict:
+    r = run_cli("status", "--json", "-c", str(cfg))
+    return json.loads(r.stdout)["projects"][0]
+
+
+def test_edits_reach_drive(tmp_path: Path, home: Path, fake: FakeDrive, run_daemon) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    (src / "models").mkdir()
+    (src / "models/net.py").write_text("class Net: ...\n")
+    (src / "train.py").write_text("print('v1')\n")
+    (src / "empty.txt").write_text("")
+    (src / "kaggle.json").write_text('{"key": "secret"}')  # never leaves the machine
+    d = run_daemon(cfg)
+    wanted = {"models/net.py", "train.py", "empty.txt"}
+    wait_for(lambda: set(files_below(fake)) == wanted, what="initial mirror")
+    assert files_below(fake) == {p: h for p, h in tree(src).items() if p in wanted}
+    (src / "kaggle.json").unlink()
+
+    # modify: a new revision of the same Drive file
+    train_id = fake.find("syncd/p/train.py")["id"]
+    (src / "train.py").write_text("print('v2')\n")
+    wait_for(lambda: mirrored(fake, src), what="modify")
+    assert fake.find("syncd/p/train.py")["id"] == train_id
+
+    # rename, move into a folder, rename a folder: metadata patches, no upload
+    net_id = fake.find("syncd/p/models/net.py")["id"]
+    sent = len(uploads(fake))
+    os.rename(src / "train.py", src / "main.py")
+    wait_for(lambda: mirrored(fake, src), what="rename")
+    os.rename(src / "main.py", src / "models/main.py")
+    wait_for(lambda: mirrored(fake, src), what="move")
+    os.rename(src / "models", src / "nets")
+    wait_for(lambda: mirrored(fake, src), what="folder rename")
+    assert fake.find("syncd/p/nets/main.py")["id"] == train_id
+    assert fake.find("syncd/p/nets/net.py")["id"] == net_id
+    assert len(uploads(fake)) == sent and fake.count("PATCH") >= 3
+
+    # create in a new folder, then delete: the Drive copy goes to the trash
+    (src / "data/raw").mkdir(parents=True)
+    (src / "data/raw/x.csv").write_text("1,2\n")
+    wait_for(lambda: mirrored(fake, src), what="create in a new folder")
+    (src / "data/raw/x.csv").unlink()
+    wait_for(lambda: mirrored(fake, src), what="delete")
+    assert [f["title"] for f in fake.trashed() if not f["mimeType"].endswith("folder")] == ["x.csv"]
+
+    # a Colab edit meets a local edit: the Colab version is kept as a conflict copy
+    fake.set_content(train_id, b"edited in Colab\n")
+    (src / "nets/main.py").write_text("print('v3')\n")
+
+    def conflict_kept() -> bool:
+        held = files_below(fake)
+        kept = [p for p in held if p.startswith("nets/main (conflict ")]
+        return len(kept) == 1 and held.get("nets/main.py") == tree(src)["nets/main.py"]
+
+    wait_for(conflict_kept, what="conflict copy")
+    assert fake.content(train_id) == b"edited in Colab\n"  # renamed, never overwritten
+    assert fake.duplicates() == []
+    assert d.stop() == 0
+
+
+def test_1000_files_under_injected_faults(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    write_tree(src, 1000, 20)
+    (src / "big").mkdir()
+    (src / "big/weights.bin").write_bytes(os.urandom(6 * 1024 * KiB))  # a resumable upload
+    # 10 % 500/503, 5 % 403 userRateLimitExceeded/429, on every kind of request
+    fake.inject_random(0.15, [500, 503, 500, 503, 403, 429], seed=3)
+    for after in (40, 300, 700):  # connections dropped mid-request, and answers lost
+        fake.inject(drop=True, count=3, method="POST", path_contains="/upload/", after=after)
+        fake.inject(lose_response=True, count=3, method="POST", after=after + 50)
+    fake.drop_upload_after(2 * 1024 * KiB)
+    d = run_daemon(cfg)
+    wait_for(lambda: mirrored(fake, src), timeout=120, what="mirror under faults")
+    assert fake.duplicates() == []
+    faults = [r.fault for r in fake.requests if r.fault]
+    assert len(faults) > 100 and any("lost" in f for f in faults)
+    assert any(r.content_range and r.content_range.startswith("bytes */") for r in fake.requests)
+    assert d.stop() == 0
+
+
+def test_kill_9_between_upload_and_recording(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake, workers=2)
+    src = tmp_path / "p"
+    write_tree(src, 200, 5)
+    # From the 81st upload on, Drive stores each file but holds its answer back: both
+    # workers end up waiting for one, and the daemon is killed then.
+    fake.inject(delay_response=60, count=1000, method="POST", path_contains="/upload/", after=80)
+    d = run_daemon(cfg)
+
+    def held() -> list[str]:
+        return [r.title for r in fake.requests if r.fault and "delayed" in r.fault and r.title]
+
+    wait_for(lambda: len(held()) == 2, what="two uploads stored but not answered")
+    d.kill()
+    time.sleep(0.5)  # whatever the fake was still handling is finished
+    on_drive = files_below(fake)
+    assert len(on_drive) == 82
+    assert {p.rsplit("/", 1)[1] for p in on_drive} >= set(held())
+
+    fake.clear_faults()
+    fake.reset_log()
+    d2 = run_daemon(cfg)
+    wait_for(lambda: mirrored(fake, src), timeout=60, what="convergence after kill -9")
+    assert fake.duplicates() == []
+    again = set(uploads(fake)) & {p.rsplit("/", 1)[1] for p in on_drive}
+    assert again == set(), f"already on Drive, uploaded again: {sorted(again)}"
+    assert len(uploads(fake)) == 200 - len(on_drive)
+    assert d2.stop() == 0
+
+
+def test_first_run_into_a_folder_that_already_holds_the_project(
+    tmp_path: Path, home: Path, fake: FakeDrive
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    write_tree(src, 300, 10)
+    for i, (rel, _) in enumerate(sorted(tree(src).items())):
+        if i % 30 == 0:
+            continue  # missing on Drive
+        data = (src / rel).read_bytes()
+        fake.put_file("syncd/p/" + rel, b"an older version\n" if i % 30 == 1 else data)
+    fake.reset_log()
+    r = run_cli("sync", "--once", "-c", str(cfg))  # the real engine, no daemon
+    assert r.returncode == 0, r.stderr
+    held = files_below(fake)
+    assert {p: h for p, h in held.items() if " (conflict " not in p} == tree(src)
+    kept = [p for p in held if " (conflict " in p]
+    assert len(kept) == 10  # Drive's other version is kept, never overwritten
+    assert len(uploads(fake)) == 20  # only what differs: 10 missing + 10 changed
+    # Resolving /syncd/p (3), one flat listing, an id batch, 10 renames, 20 uploads; then
+    # the 290 files that are already there cost nothing each.
+    assert fake.count() <= 36, [(r.method, r.path) for r in fake.requests]
+
+
+def test_restart_with_nothing_changed_uploads_nothing(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    write_tree(src, 2000, 50)
+    d = run_daemon(cfg)
+    wait_for(lambda: mirrored(fake, src), timeout=90, what="first mirror of 2,000 files")
+    first = fake.count()
+    assert first < 2000 * 1.1  # about one request per new file (+ folders, id batches)
+    assert d.stop() == 0
+
+    fake.reset_log()
+    d2 = run_daemon(cfg)
+    d2.wait_log("p: syncing → idle", timeout=60)
+    # get the root folder (the check) + one flat listing of ~2,050 items (3 pages of 1000)
+    assert [r.method for r in fake.requests] == ["GET"] * 4
+    assert uploads(fake) == [] and fake.count(path_contains="/upload/") == 0
+    assert d2.stop() == 0
+
+
+def test_revoked_token_waits_for_new_credentials_without_a_restart(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    for name in ("a.py", "b.py"):
+        (src / name).write_text(f"# {name} v1\n")
+    d = run_daemon(cfg)
+    wait_for(lambda: mirrored(fake, src), what="initial mirror")
+
+    fake.revoke_all()
+    (src / "a.py").write_text("# a.py v2, made after the revoke\n")
+    wait_for(lambda: status(cfg)["state"] == "auth_required", what="auth_required")
+    st = status(cfg)
+    assert st["mirror"]["last_error"] == (
+        "Google Drive access was revoked or expired (run `syncd auth drive`)"
+    )
+    (src / "b.py").write_text("# b.py v2, made while auth_required\n")
+    (src / "c.py").write_text("# new while auth_required\n")
+    time.sleep(0.5)
+    assert not mirrored(fake, src)  # nothing can get through
+
+    fake.allow_refresh_token("1//new-grant")  # what `syncd auth drive` would do
+    write_credentials(fake, home / ".config/syncd/drive-credentials.json", "1//new-grant", False)
+    wait_for(lambda: mirrored(fake, src), timeout=45, what="queued edits after new credentials")
+    assert d.proc.poll() is None  # the same daemon, never restarted
+    wait_for(lambda: status(cfg)["state"] == "idle", what="idle again")
+    assert fake.duplicates() == []
+    assert d.stop() == 0

@@ -1,0 +1,506 @@
+"""The ``gdrive:`` remote against FakeDrive: retries, idempotency, resuming, auth, requests.
+
+Behaviour every target shares is in test_remote_conformance.py; this file
+covers what only Drive has: lost answers, resumable sessions, rate limits,
+OAuth grants, service accounts, and how many requests things cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd.auth import auth_drive
+from syncd.errors import AuthRequired, FileChanged, FileError, TargetUnavailable, TransientError
+from syncd.remotes import gdrive_folders
+from syncd.remotes.gdrive_api import Pacer
+from syncd.state import StateDB
+from tests.fakes.drive_server import FakeDrive
+from tests.gdrive_support import (
+    drive_config,
+    files_below,
+    open_gdrive,
+    uploads,
+    write_client_secrets,
+    write_credentials,
+)
+
+MiB = 1024 * 1024
+# oauth2client signs service-account assertions with a pyOpenSSL call that warns.
+pytestmark = pytest.mark.filterwarnings("ignore:sign\\(\\) is deprecated:DeprecationWarning")
+
+
+@pytest.fixture
+def fake(home: Path) -> Iterator[FakeDrive]:
+    with FakeDrive() as drive:
+        yield drive
+    assert drive.internal_errors == []
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def src(tmp_path: Path, data: bytes, name: str = "f.bin") -> Path:
+    path = tmp_path / "src" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def ranges(fake: FakeDrive) -> list[str | None]:
+    return [r.content_range for r in fake.requests if r.method == "PUT"]
+
+
+# --- idempotent creates --------------------------------------------------------------------
+
+
+def test_lost_answers_to_folder_and_file_creates_make_no_duplicates(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    fake.inject(lose_response=True, method="POST", path_contains="/drive/v2/files", count=2)
+    result = remote.upload("a/b/x.txt", src(tmp_path, b"x"), None)
+    assert files_below(fake) == {"a/b/x.txt": md5(b"x")}
+    assert fake.duplicates() == [] and result.entry.id == fake.find("syncd/p/a/b/x.txt")["id"]
+    assert fake.count(status=409) >= 1  # the retries met the items the lost attempts made
+    assert remote.db.kv_items("p", "new") == {}  # no intent is left once a create is confirmed
+
+
+@pytest.mark.parametrize("edited_while_down", [False, True])
+def test_create_interrupted_by_a_crash_is_taken_over_after_restart(
+    fake: FakeDrive, tmp_path: Path, edited_while_down: bool
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    path = src(tmp_path, b"version 1")
+    # Every answer is lost: the insert happens on the server, the remote gives up.
+    fake.inject(lose_response=True, method="POST", path_contains="/upload/", count=50)
+    with pytest.raises(TransientError):
+        remote.upload("run/x.py", path, None)
+    fake.clear_faults()
+    assert files_below(fake) == {"run/x.py": md5(b"version 1")}
+    if edited_while_down:
+        path.write_bytes(b"version 2, edited while syncd was down")
+
+    fake.reset_log()
+    again = open_gdrive(fake, tmp_path, db=StateDB(tmp_path / "state.db"))
+    again.check()
+    # Not someone else's file: syncd's own unrecorded upload, so no conflict copy is made.
+    assert again.stat("run/x.py", None) is None
+    result = again.upload("run/x.py", path, None)
+    assert files_below(fake) == {"run/x.py": md5(path.read_bytes())}
+    assert fake.duplicates() == []
+    assert uploads(fake) == (["x.py"] if edited_while_down else [])
+    assert result.md5 == md5(path.read_bytes())
+
+
+# --- resumable uploads ---------------------------------------------------------------------
+
+
+def test_50_mb_upload_resumes_after_a_dropped_connection(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    data = os.urandom(50 * MiB)
+    fake.reset_log()
+    fake.drop_upload_after(3 * MiB + 17)
+    result = remote.upload("big.bin", src(tmp_path, data), None)
+    assert result.md5 == md5(data) and files_below(fake) == {"big.bin": md5(data)}
+    seen = ranges(fake)
+    probe = seen.index(f"bytes */{len(data)}")
+    assert seen[probe - 1].startswith("bytes 0-")  # the chunk that broke
+    assert seen[probe + 1].startswith(f"bytes {3 * MiB + 17}-")  # resumed, not restarted
+    sent = sum(r.body_size for r in fake.requests if r.method == "PUT")
+    assert sent < len(data) + 8 * MiB
+
+
+def test_a_link_too_slow_for_a_whole_chunk_still_gets_there(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    data = os.urandom(20 * MiB)
+    fake.drop_upload_after(3 * MiB, times=8)  # more broken chunks in a row than ATTEMPTS
+    assert remote.upload("big.bin", src(tmp_path, data), None).md5 == md5(data)
+    assert ranges(fake).count(f"bytes */{len(data)}") > 5  # ATTEMPTS: progress resets it
+
+
+def test_chunk_errors_and_rate_limits_are_resumed(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    data = os.urandom(20 * MiB)
+    fake.inject(status=503, method="PUT", path_contains="/upload/", after=1)
+    fake.inject(status=403, reason="userRateLimitExceeded", method="PUT", after=2)
+    fake.inject(status=500, method="POST", path_contains="/upload/")  # the session start
+    assert remote.upload("big.bin", src(tmp_path, data), None).md5 == md5(data)
+    assert ranges(fake).count(f"bytes */{len(data)}") == 2
+    assert fake.duplicates() == []
+
+
+def test_a_large_file_changed_mid_upload_commits_nothing(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    path = src(tmp_path, os.urandom(12 * MiB))
+    fake.inject(delay=0.6, method="PUT", path_contains="/upload/")
+
+    def edit() -> None:
+        time.sleep(0.2)
+        with open(path, "r+b") as f:
+            f.write(b"changed")
+
+    editor = threading.Thread(target=edit)
+    editor.start()
+    with pytest.raises(FileChanged):
+        remote.upload("big.bin", path, None)
+    editor.join()
+    assert files_below(fake) == {}  # the last chunk, which commits, was never sent
+
+
+# --- per-file and whole-target errors ------------------------------------------------------
+
+
+def test_per_file_problems_are_file_errors(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    (tmp_path / "a-dir").mkdir()
+    with pytest.raises(FileError, match="cannot read it"):
+        remote.upload("a-dir", tmp_path / "a-dir", None)
+    fake.inject(status=400, message="Invalid title", method="POST", path_contains="/upload/")
+    with pytest.raises(FileError, match="Google Drive refused it: Invalid title"):
+        remote.upload("bad.txt", src(tmp_path, b"x"), None)
+    remote.upload("good.txt", src(tmp_path, b"y"), None)  # the next file goes on
+    assert files_below(fake) == {"good.txt": md5(b"y")}
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 500},
+        {"status": 503},
+        {"status": 429},
+        {"status": 403, "reason": "rateLimitExceeded"},
+        {"drop": True},
+        {"delay": 2.0},  # longer than the HTTP timeout
+    ],
+)
+def test_transient_failures_are_retried(fake: FakeDrive, tmp_path: Path, fault: dict) -> None:
+    remote = open_gdrive(fake, tmp_path, timeout=0.5)
+    remote.check(create=True)
+    fake.inject(**fault, count=2, method="POST", path_contains="/upload/")
+    started = time.monotonic()
+    remote.upload("x.txt", src(tmp_path, b"x"), None)
+    assert files_below(fake) == {"x.txt": md5(b"x")} and fake.duplicates() == []
+    assert time.monotonic() - started < 5
+
+
+def test_an_outage_becomes_transient_error_quickly(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    fake.inject(status=503, count=1000)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="503"):
+        remote.upload("x.txt", src(tmp_path, b"x"), None)
+    assert time.monotonic() - started < 10
+
+
+def test_storage_quota_of_a_service_account(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path, service_account_key=service_account_key(fake, tmp_path))
+    remote.check(create=True)
+    remote.upload("ok.txt", src(tmp_path, b"ok"), None)
+    fake.inject(status=403, reason="storageQuotaExceeded", method="POST", path_contains="/upload/")
+    with pytest.raises(TargetUnavailable) as err:
+        remote.upload("x.txt", src(tmp_path, b"x"), None)
+    assert str(err.value) == (
+        "service accounts have no storage of their own: use a Shared Drive folder (gdrive:id=...)"
+    )
+
+
+def service_account_key(fake: FakeDrive, tmp_path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    email = "syncd-test@fake-project.iam.gserviceaccount.com"
+    fake.allow_service_account(email)
+    path = tmp_path / "sa.json"
+    info = {
+        "type": "service_account",
+        "project_id": "fake-project",
+        "private_key_id": "0123456789abcdef",
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "1234567890",
+        "token_uri": fake.url + "token",
+    }
+    path.write_text(json.dumps(info))
+    return path
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+def test_revoked_grant_needs_the_user_and_new_credentials_are_picked_up(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    fake.revoke_all()
+    with pytest.raises(AuthRequired) as err:
+        remote.upload("x.txt", src(tmp_path, b"x"), None)
+    assert str(err.value) == ("Google Drive access was revoked or expired (run `syncd auth drive`)")
+    before = len(fake.requests)
+    with pytest.raises(AuthRequired):
+        remote.check()  # known bad and the file did not change: no request at all
+    assert len(fake.requests) == before
+
+    fake.allow_refresh_token("1//new-grant")
+    write_credentials(fake, remote.cfg.credentials, "1//new-grant", access_token=False)
+    remote.check()  # same remote object: the new file is noticed and used
+    remote.upload("x.txt", src(tmp_path, b"x"), None)
+    assert files_below(fake) == {"x.txt": md5(b"x")}
+
+
+def test_missing_credentials(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path, credentials=False)
+    with pytest.raises(AuthRequired, match="no Google Drive credentials at .*run `syncd auth"):
+        remote.check(create=True)
+
+
+def test_expired_access_token_is_refreshed_without_fuss(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    fake.expire_access_tokens()
+    remote.upload("x.txt", src(tmp_path, b"x"), None)
+    assert fake.count("POST", "/token", status=200) == 1
+    assert json.loads(remote.cfg.credentials.read_text())["refresh_token"] == fake.refresh_token
+
+
+def test_loopback_flow_saves_a_refresh_token(fake: FakeDrive, tmp_path: Path) -> None:
+    cfg = drive_config(fake, tmp_path)
+    write_client_secrets(fake, cfg.client_secrets)
+    said: list[str] = []
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["path"] = auth_drive(cfg, no_browser=True, out=said.append, ports=(0,), timeout=20)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            box["error"] = exc
+
+    flow = threading.Thread(target=run)
+    flow.start()
+    url = next(line.strip() for line in _wait_lines(said) if "/auth?" in line)
+    with urllib.request.urlopen(url, timeout=10) as resp:  # the "browser": consent, redirect
+        assert b"authentication flow has completed" in resp.read()
+    flow.join(20)
+    assert "error" not in box, box.get("error")
+    saved = json.loads(cfg.credentials.read_text())
+    assert saved["refresh_token"].startswith("1//fake-refresh-")
+    assert cfg.credentials.stat().st_mode & 0o777 == 0o600
+    assert fake.granted_scopes == ["https://www.googleapis.com/auth/drive.file"]
+    text = "\n".join(said)
+    assert "drive.file" in text and "gdrive:/syncd/<project>" in text and "scope: full" in text
+    assert "ssh -L " in text and "Signed in as fake.user@example.com." in text
+    assert "no restart needed" in text
+    remote = open_gdrive(fake, tmp_path)  # the daemon side can use what the flow saved
+    remote.check(create=True)
+    remote.upload("x.txt", src(tmp_path, b"x"), None)
+
+
+def _wait_lines(said: list[str]) -> list[str]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if any("Waiting for the answer" in line for line in said):
+            return "\n".join(said).splitlines()
+        time.sleep(0.02)
+    raise AssertionError(f"the flow printed no URL: {said}")
+
+
+def test_auth_drive_without_an_oauth_client_says_what_to_do(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    from syncd.errors import SyncdError
+
+    with pytest.raises(SyncdError, match="no OAuth client at .*Desktop app"):
+        auth_drive(drive_config(fake, tmp_path), no_browser=True, out=lambda _: None)
+
+
+def test_service_account_setup(fake: FakeDrive, tmp_path: Path) -> None:
+    key = service_account_key(fake, tmp_path)
+    cfg = drive_config(fake, tmp_path)
+    said: list[str] = []
+    saved = auth_drive(cfg, service_account=key, out=said.append, config_path=tmp_path / "c.yaml")
+    assert saved == tmp_path / "drive-service-account.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    text = "\n".join(said)
+    assert f"service_account_key: {saved}" in text and "Shared Drive" in text
+    remote = open_gdrive(fake, tmp_path, service_account_key=saved, credentials=False)
+    remote.check(create=True)
+    remote.upload("x.txt", src(tmp_path, b"x"), None)
+    assert files_below(fake) == {"x.txt": md5(b"x")}
+
+
+# --- addresses, folders, listing, request counts -------------------------------------------
+
+
+def test_id_address_uses_that_folder(fake: FakeDrive, tmp_path: Path) -> None:
+    folder = fake.mkdir("Shared/colab-project")
+    remote = open_gdrive(fake, tmp_path, f"gdrive:id={folder}")
+    remote.check(create=True)
+    remote.upload("a/x.txt", src(tmp_path, b"x"), None)
+    assert files_below(fake, "Shared/colab-project") == {"a/x.txt": md5(b"x")}
+    missing = open_gdrive(fake, tmp_path / "m", "gdrive:id=1doesNotExist0000000000000000000")
+    with pytest.raises(TargetUnavailable, match="drive.scope: full"):
+        missing.check(create=True)
+
+
+def test_folder_ids_are_remembered_across_restarts(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    for i in range(3):
+        remote.upload(f"deep/er/f{i}.txt", src(tmp_path, b"%d" % i), None)
+    fake.reset_log()
+    again = open_gdrive(fake, tmp_path, db=StateDB(tmp_path / "state.db"))
+    again.check()
+    again.upload("deep/er/new.txt", src(tmp_path, b"new"), None)
+    # The check (get the root), ids for new files, the upload: no folder lookups.
+    assert [(r.method, r.path) for r in fake.requests] == [
+        ("GET", "/drive/v2/files/" + fake.find("syncd/p")["id"]),
+        ("GET", "/drive/v2/files/generateIds"),
+        ("POST", "/upload/drive/v2/files"),
+    ]
+
+
+def test_concurrent_uploads_create_each_folder_once(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    paths = [src(tmp_path, b"%d" % i, f"f{i}") for i in range(16)]
+    threads = [
+        threading.Thread(target=remote.upload, args=(f"new/deep/dir/f{i}", p, None))
+        for i, p in enumerate(paths)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(files_below(fake)) == 16 and fake.duplicates() == []
+    folder_creates = [
+        r for r in fake.requests if r.method == "POST" and r.path == "/drive/v2/files"
+    ]
+    assert len(folder_creates) == 5  # syncd, p, new, deep, dir
+
+
+def test_adopting_a_folder_that_holds_the_files_costs_one_listing(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    for i in range(300):
+        fake.put_file(f"syncd/p/d{i % 10}/f{i}.txt", b"%d" % i)
+    fake.reset_log()
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    for i in range(300):
+        found = remote.stat(f"d{i % 10}/f{i}.txt", None)
+        assert found is not None and found.md5 == md5(b"%d" % i)
+    assert remote.stat("d0/missing.txt", None) is None
+    # Resolving /syncd/p (get root, two title queries) and one flat listing of the tree.
+    assert fake.count() == 4
+
+
+@pytest.mark.parametrize(("scope", "calls"), [("file", 3), ("full", 2 + 3)])
+def test_list_all_pages_and_walks(fake: FakeDrive, tmp_path: Path, scope: str, calls: int) -> None:
+    for i in range(2100):
+        fake.put_file(f"syncd/p/t{i % 3}/d{i % 30}/f{i}.txt", b"x")
+    fake.put_file("syncd/elsewhere.txt", b"not below the root")
+    remote = open_gdrive(fake, tmp_path, scope=scope)
+    remote.check()
+    fake.reset_log()
+    listed = list(remote.list_all())
+    assert len(listed) == 2100 and all(e.md5 == md5(b"x") for e in listed)
+    # Pages of 1000 (flat); or a query per level of folders, the last one three pages long.
+    assert fake.count() == calls
+
+
+def test_lookups_by_title_are_exact_and_escaped(
+    fake: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gdrive_folders, "LISTING_TTL_S", 0.0)  # no listing is fresh: ask by title
+    monkeypatch.setattr(gdrive_folders, "RELIST_MAX", -1)
+    remote = open_gdrive(fake, tmp_path, scope="full")
+    remote.check(create=True)
+    fake.put_file("syncd/p/Notes.TXT", b"upper")
+    odd = "it's a \\ 'test'.txt"
+    fake.put_file("syncd/p/" + odd, b"odd")
+    assert remote.stat("notes.txt", None) is None  # Drive matched it; syncd compares exactly
+    found = remote.stat(odd, None)
+    assert found is not None and found.md5 == md5(b"odd")
+    assert any("title = " in r.query.get("q", "") for r in fake.requests)
+
+
+def test_stat_of_a_file_trashed_or_moved_by_someone_else(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    a = remote.upload("a.txt", src(tmp_path, b"a"), None).entry
+    b = remote.upload("b.txt", src(tmp_path, b"b"), None).entry
+    fake.trash(a.id)
+    other = fake.mkdir("syncd/p/elsewhere")
+    fake.move(b.id, other)
+    assert remote.stat("a.txt", a) is None
+    assert remote.stat("b.txt", b) is None
+
+
+def test_moves_are_one_patch(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    entry = remote.upload("a/x.txt", src(tmp_path, b"x"), None).entry
+    remote.upload("b/y.txt", src(tmp_path, b"y"), None)
+    fake.reset_log()
+    moved = remote.move(entry, "b/x2.txt")
+    assert [r.method for r in fake.requests] == ["PATCH"] and moved.id == entry.id
+    assert files_below(fake) == {"b/x2.txt": md5(b"x"), "b/y.txt": md5(b"y")}
+
+
+def test_no_file_handle_is_leaked(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    remote.upload("warm.txt", src(tmp_path, b"w"), None)
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(20):  # each from a new thread, as the engine's per-batch worker pools do
+        path = src(tmp_path, b"%d" % i, f"s{i}")
+        worker = threading.Thread(target=remote.upload, args=(f"s{i}.txt", path, None))
+        worker.start()
+        worker.join()
+    remote.upload("big.bin", src(tmp_path, os.urandom(6 * MiB), "big"), None)
+    with pytest.raises(FileChanged):
+        remote.upload("gone.txt", tmp_path / "gone", None)
+    assert len(os.listdir("/proc/self/fd")) <= before + 1  # at most one more pooled connection
+
+
+def test_pacer_spaces_requests() -> None:
+    pacer = Pacer(100.0)
+    started = time.monotonic()
+    for _ in range(150):  # a burst of 100, then 50 at 100/s
+        pacer.take()
+    assert 0.45 < time.monotonic() - started < 1.5
+
+
+def test_requests_per_second_is_honoured(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path, requests_per_second=20.0)
+    remote.check(create=True)
+    started = time.monotonic()
+    for _ in range(40):  # one files.get each: a burst of 20, then 20 a second
+        assert remote.folder("") is not None
+    assert time.monotonic() - started > 0.8
