@@ -6,16 +6,36 @@ import hashlib
 import os
 import time
 from pathlib import Path
+from typing import BinaryIO
+
+from .errors import FileChanged, FileError
 
 CHUNK = 1024 * 1024
 
 
-def md5_file(path: Path | str) -> str:
-    h = hashlib.md5()
+def md5_file(path: Path | str | BinaryIO) -> str:
+    """md5 of a file, given by path or as an open binary file (read to its end)."""
+    if not isinstance(path, str | Path):
+        return _md5_stream(path)
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
+        return _md5_stream(f)
+
+
+def _md5_stream(f: BinaryIO) -> str:
+    h = hashlib.md5()
+    while chunk := f.read(CHUNK):
+        h.update(chunk)
     return h.hexdigest()
+
+
+def open_source(path: Path | str, rel: str) -> int:
+    """Open a project file for reading; errno becomes the engine's per-file vocabulary."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise FileChanged(rel, "the file vanished before it could be read") from exc
+    except OSError as exc:
+        raise FileError(rel, f"cannot read it: {exc.strerror}", "check its permissions") from exc
 
 
 def same_version(a: os.stat_result, b: os.stat_result) -> bool:

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import AuthRequired, FileChanged, FileError, RemoteError, TransientError
-from .fsutil import conflict_name, md5_file
+from .fsutil import conflict_name, md5_file, open_source
 from .ignore import IgnoreRules
 from .models import MirrorStatus, PauseKind, ProjectState
 from .remotes import Remote, RemoteEntry
@@ -494,14 +494,11 @@ class MirrorEngine:
         self._record(path, result.size, result.mtime_ns, result.md5, result.entry)
 
     def _hash(self, path: str) -> str:
-        try:
-            return md5_file(self.root / path)
-        except FileNotFoundError as exc:
-            raise FileChanged(path, "the file vanished") from exc
-        except OSError as exc:
-            raise FileError(
-                path, f"cannot read it: {exc.strerror}", "check its permissions"
-            ) from exc
+        with os.fdopen(open_source(self.root / path, path), "rb") as f:
+            try:
+                return md5_file(f)
+            except OSError as exc:
+                raise FileError(path, f"cannot read it: {exc.strerror}") from exc
 
     def _record(self, path: str, size: int, mtime_ns: int, md5: str, entry: RemoteEntry) -> None:
         self.db.put_file(

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FileChanged, FileError, TransientError
-from ..fsutil import same_version
+from ..fsutil import open_source, same_version
 from . import RemoteEntry, UploadResult
 from .gdrive_api import (
     MULTIPART_MAX,
@@ -141,14 +141,7 @@ class GDriveRemote:
     # --- upload --------------------------------------------------------------
 
     def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
-        try:
-            fd = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError as exc:
-            raise FileChanged(path, "the file vanished before it could be uploaded") from exc
-        except OSError as exc:
-            raise FileError(
-                path, f"cannot read it: {exc.strerror}", "check its permissions"
-            ) from exc
+        fd = open_source(source, path)
         try:
             before = os.fstat(fd)
 

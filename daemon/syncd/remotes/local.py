@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import FileChanged, FileError, TargetUnavailable, TransientError
-from ..fsutil import CHUNK, md5_file, same_version
+from ..fsutil import CHUNK, md5_file, open_source, same_version
 from . import RemoteEntry, UploadResult
 
 TRASH = ".syncd-trash"
@@ -139,14 +139,7 @@ class LocalRemote:
     def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
         self._require_root()
         target = self._abs(path)
-        try:
-            src = open(source, "rb")  # noqa: SIM115 - closed in finally, fstat needs the fd
-        except FileNotFoundError as exc:
-            raise FileChanged(path, "the file vanished before it could be copied") from exc
-        except OSError as exc:
-            raise FileError(
-                path, f"cannot read it: {exc.strerror}", "check its permissions"
-            ) from exc
+        src = os.fdopen(open_source(source, path), "rb")
         tmp: Path | None = None
         try:
             before = os.fstat(src.fileno())
