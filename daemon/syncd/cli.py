@@ -45,7 +45,7 @@ def _setup_logging(debug: bool, log_file: str | None = None) -> None:
     handler.setFormatter(logging.Formatter(fmt))
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     if not debug:
-        for noisy in ("apscheduler", "watchdog", "googleapiclient", "urllib3"):
+        for noisy in ("apscheduler", "watchdog", "googleapiclient", "oauth2client", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -229,6 +229,112 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return worst
 
 
+def _snapshot_service(config: Config, db, name: str | None):
+    from .snapshots import SnapshotService
+
+    candidates = [pc for pc in config.projects if pc.snapshot is not None]
+    if name:
+        pc = config.project(name)
+        if pc.snapshot is None:
+            raise SyncdError(f"project {name!r} has no `snapshot:` section in {config.path}")
+    elif len(candidates) == 1:
+        pc = candidates[0]
+    else:
+        raise SyncdError(
+            "name the project (syncd snapshot PROJECT)",
+            "projects with snapshots: " + (", ".join(p.name for p in candidates) or "none"),
+        )
+    return SnapshotService(pc, db, config.kaggle)
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from .ipc import DaemonNotRunning, request, socket_path
+
+    fields = {
+        "project": args.project,
+        "message": args.message,
+        "force": args.force,
+        "wait": args.wait,
+    }
+    try:
+        # A snapshot through the daemon blocks on the socket until Kaggle has processed it.
+        result = request(socket_path(_config_path(args)), "snapshot", timeout=7200, **fields)
+        print(result["message"])
+        return EXIT_FAIL if result["status"] in ("failed", "error") else EXIT_OK
+    except DaemonNotRunning:
+        pass
+    config = _load(args)
+    db = _open_db(config)
+    try:
+        service = _snapshot_service(config, db, args.project)
+        try:
+            result = service.take(
+                "manual",
+                args.message,
+                force=args.force,
+                wait=args.wait,
+                progress=sys.stderr.isatty(),
+            )
+        finally:
+            service.close()
+    finally:
+        db.close()
+    print(result.message)
+    return EXIT_FAIL if result.status in ("failed", "error") else EXIT_OK
+
+
+def cmd_snapshots(args: argparse.Namespace) -> int:
+    from .status import human_size
+
+    config = _load(args)
+    db = _open_db(config)
+    try:
+        service = _snapshot_service(config, db, args.project)
+        try:
+            history = service.history()
+        finally:
+            service.close()
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps(history, indent=2))
+        return EXIT_OK
+    if not history:
+        print("no snapshots yet (take one with `syncd snapshot`)")
+        return EXIT_OK
+    print(f"{'version':>7}  {'time (UTC)':20}  {'files':>6}  {'size':>9}  {'status':9}  notes")
+    for h in history:
+        version = f"v{h['version']}" if h.get("version") else "-"
+        first_line = (h.get("notes") or "").splitlines()[0] if h.get("notes") else ""
+        print(
+            f"{version:>7}  {h['at'] or '-':20}  {h['files']:>6}  {human_size(h['bytes']):>9}  "
+            f"{h['status']:9}  {first_line[:60]}"
+        )
+    return EXIT_OK
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    if args.service == "kaggle":
+        from .snapshots import check_kaggle_credentials
+
+        config = _load(args)
+        print(check_kaggle_credentials(config.kaggle))
+        return EXIT_OK
+    from .auth import auth_drive
+    from .config import DriveConfig
+
+    path = _config_path(args)
+    # Authorising before the first config exists is fine: the defaults say where to save.
+    drive = _load(args).drive if path.exists() else DriveConfig()
+    auth_drive(
+        drive,
+        no_browser=args.no_browser,
+        service_account=Path(args.service_account) if args.service_account else None,
+        config_path=path if path.exists() else None,
+    )
+    return EXIT_OK
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from .daemon import InstanceLock, build_engine
 
@@ -330,6 +436,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("service", cmd_service, "install/uninstall/status of the systemd or launchd service")
     p.add_argument("action", choices=["install", "uninstall", "status"])
     p.add_argument("--dry-run", action="store_true", help="print the file instead")
+    p = add("snapshot", cmd_snapshot, "a new Kaggle dataset version now")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument("-m", "--message", help="what this version is (goes into the notes)")
+    p.add_argument("--wait", action="store_true", help="wait until Kaggle has processed it")
+    p.add_argument("--force", action="store_true", help="upload even if nothing changed")
+    p = add("snapshots", cmd_snapshots, "version history: number, time, files, size, status")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument("--json", action="store_true")
+    p = add("auth", cmd_auth, "set up and check credentials")
+    p.add_argument("service", choices=["drive", "kaggle"])
+    p.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="drive: print the URL instead of opening a browser (headless machines)",
+    )
+    p.add_argument(
+        "--service-account",
+        metavar="KEY",
+        help="drive: use a service account key (Shared Drives only)",
+    )
     add("doctor", cmd_doctor, "check config, credentials, inotify limits, clock and disk")
     p = add("sync", cmd_sync, "reconcile now; --once mirrors without a daemon and exits")
     p.add_argument("project", nargs="?", metavar="PROJECT")

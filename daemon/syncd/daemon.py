@@ -133,6 +133,7 @@ class Daemon:
         self._scheduler = BackgroundScheduler(daemon=True)
         self._notifier = SystemdNotifier()
         self._ipc: Server | None = None
+        self.snapshots: dict[str, Any] = {}  # project → SnapshotService
         self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
 
     # --- projects ------------------------------------------------------------
@@ -154,6 +155,27 @@ class Daemon:
         self._rewatch(rt)  # watch before the first scan, so no edit falls between them
         thread.start()
         log.info("%s: mirroring %s → %s", pc.name, pc.path, pc.mirror.to.raw)
+
+    def _start_snapshots(self, pc: ProjectConfig) -> None:
+        if pc.snapshot is None:
+            return
+        from .snapshots import SnapshotService
+
+        rt = self.projects.get(pc.name)
+        service = SnapshotService(
+            pc,
+            self.db,
+            self.config.kaggle,
+            settled=rt.engine.wait_settled if rt else None,
+            rules=rt.rules if rt else None,
+        )
+        service.install_triggers(self._scheduler)
+        self.snapshots[pc.name] = service
+
+    def _stop_snapshots(self, name: str) -> None:
+        service = self.snapshots.pop(name, None)
+        if service is not None:
+            service.close()
 
     def _stop_project(self, rt: ProjectRuntime, deadline: float) -> None:
         if self._watcher is not None and rt.watch is not None:
@@ -226,6 +248,21 @@ class Daemon:
             for rt in self._select(project):
                 rt.engine.request_scan()
             return self.status(project)
+        if cmd == "snapshot":
+            if project is None:
+                if len(self.snapshots) != 1:
+                    raise SyncdError("name the project to snapshot (syncd snapshot PROJECT)")
+                project = next(iter(self.snapshots))
+            service = self.snapshots.get(project)
+            if service is None:
+                raise SyncdError(f"project {project!r} has no `snapshot:` section in the config")
+            result = service.take(
+                "manual",
+                request.get("message"),
+                force=bool(request.get("force")),
+                wait=bool(request.get("wait")),
+            )
+            return result.to_dict()
         if cmd == "reload":
             self.reload()
             if self.config_error:
@@ -242,7 +279,14 @@ class Daemon:
             if project is not None and pc.name != project:
                 continue
             rt = self.projects.get(pc.name)
-            projects.append(project_status(pc, rt.engine.status() if rt else None))
+            service = self.snapshots.get(pc.name)
+            projects.append(
+                project_status(
+                    pc,
+                    rt.engine.status() if rt else None,
+                    service.status_block() if service else None,
+                )
+            )
         if project is not None and not projects:
             raise SyncdError(f"no project named {project!r}")
         return daemon_status(projects, self.started, self.config_error)
@@ -257,6 +301,7 @@ class Daemon:
         self._watcher = Watcher()
         for pc in self.config.projects:
             self._start_project(pc)
+            self._start_snapshots(pc)
         self._scheduler.add_job(
             self.rescan_all,
             "interval",
@@ -346,6 +391,8 @@ class Daemon:
             self._scheduler.shutdown(wait=False)
         except Exception:  # noqa: BLE001 - never block shutdown on the scheduler
             pass
+        for name in list(self.snapshots):
+            self._stop_snapshots(name)
         for rt in self.projects.values():
             rt.engine.stop()
         deadline = time.monotonic() + STOP_GRACE_S

@@ -145,6 +145,22 @@ class StateDB:
             self._conn.close()
 
     @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One short transaction on this database, for modules that keep their own tables in
+        it (``snapshot_store``): the connection, under the lock, committed on exit.  A read
+        (``write=False``) takes no write lock, so other processes' writers do not wait."""
+        if write:
+            with self._tx() as conn:
+                yield conn
+            return
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")

@@ -91,7 +91,12 @@ def status_from_disk(config: Config, db: StateDB) -> dict[str, Any]:
             last_error=rec.last_error,
             conflicts=db.conflict_count(pc.name),
         )
-        projects.append(project_status(pc, mirror))
+        snapshot = None
+        if pc.snapshot is not None:
+            from .snapshot_store import SnapshotStore  # ~55 ms: only when a project has one
+
+            snapshot = SnapshotStore(db, pc.name, pc.snapshot.dataset).status_block()
+        projects.append(project_status(pc, mirror if pc.mirror else None, snapshot))
     return {
         "running": False,
         "pid": None,

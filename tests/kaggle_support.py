@@ -1,0 +1,103 @@
+"""Helpers shared by the Kaggle snapshot tests: the fake, an isolated client environment.
+
+The real ``kaggle`` client runs in-process against ``FakeKaggle``; syncd reaches it
+through ``KaggleConfig.endpoint`` alone (no ``patch_endpoint``), as the daemon does.
+Deadlines, polls and backoffs are shrunk through syncd's environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd.config import KaggleConfig, ProjectConfig, SnapshotConfig
+from tests.fakes.kaggle_server import FakeKaggle
+
+USER, KEY = "alice", "key123"
+DATASET = "alice/cifar-code"
+
+FAST = {
+    "SYNCD_KAGGLE_POLL_S": "0.01",
+    "SYNCD_KAGGLE_TIMEOUT_S": "3",
+    "SYNCD_KAGGLE_BACKOFF_S": "0.01",
+    "SYNCD_KAGGLE_RETRIES": "4",
+    "SYNCD_KAGGLE_READY_TIMEOUT_S": "10",
+    "SYNCD_SNAPSHOT_QUIET_S": "0.05",
+    "SYNCD_SNAPSHOT_SETTLE_S": "5",
+    "SYNCD_GIT_TAG_POLL_S": "0.2",
+}
+
+
+def running_fake() -> Iterator[FakeKaggle]:
+    """For a fixture: ``yield from running_fake()``."""
+    with FakeKaggle() as server:
+        server.add_user(USER, KEY)
+        yield server
+
+
+def isolate_client(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No KAGGLE_* or proxy variables from outside, the key in the environment, a private
+    temp dir (the client's upload state lives there), and fast syncd timings."""
+    for var in list(os.environ):
+        if var.startswith("KAGGLE_") or var.lower().endswith("_proxy"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(home / ".kaggle"))
+    monkeypatch.setenv("KAGGLE_USERNAME", USER)
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for name, value in FAST.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    return home
+
+
+def make_project(root: Path) -> Path:
+    """A small training project: code in subfolders, secrets and caches that must stay home."""
+    files = {
+        "train.py": "print('train')\n",
+        "models/resnet.py": "class ResNet: ...\n",
+        "models/layers/conv.py": "def conv(): ...\n",
+        "data/labels.csv": "id,label\n1,cat\n",
+        ".env": "WANDB_API_KEY=secret\n",
+        "kaggle.json": '{"username": "alice", "key": "secret"}\n',
+        ".git/config": "[core]\n",
+        "__pycache__/train.cpython-311.pyc": "bytecode",
+        "checkpoints/epoch1.ckpt": "weights",
+    }
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    settle(root)
+    return root
+
+
+def settle(root: Path, seconds: float = 5.0) -> None:
+    """Backdate every file, so staging does not wait for them to be quiet."""
+    past = time.time() - seconds
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            os.utime(os.path.join(dirpath, name), (past, past))
+
+
+EXPECTED = {
+    "train.py",
+    "models/resnet.py",
+    "models/layers/conv.py",
+    "data/labels.csv",
+}  # make_project minus secrets, VCS, caches and the config's ignore ("*.ckpt")
+
+
+def project_config(root: Path, name: str = "cifar", **snapshot: object) -> ProjectConfig:
+    fields: dict[str, object] = {"dataset": DATASET, "title": "CIFAR code", **snapshot}
+    return ProjectConfig(name, root, None, ("*.ckpt",), SnapshotConfig(**fields))  # type: ignore[arg-type]
+
+
+def kaggle_config(fake: FakeKaggle) -> KaggleConfig:
+    return KaggleConfig(endpoint=fake.url)
