@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -307,4 +308,47 @@ def test_edits_arrive_on_a_tree_of_20000_folders(tmp_path: Path, run_daemon) -> 
     proc.cpu_percent(None)
     time.sleep(3)
     assert proc.cpu_percent(None) < 20, "the daemon should idle, not rescan in a loop"
+    assert d.stop() == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MiB tmpfs to fill up (needs root and mount; skipped where neither is there)."""
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_target_disk_goes_offline_and_loses_nothing(
+    tmp_path: Path, run_daemon, small_disk: Path
+) -> None:
+    conf = project(tmp_path)
+    conf["mirror"]["to"] = f"local:{small_disk / 'mirror'}"
+    cfg = write_config(tmp_path / "c.yaml", [conf])
+    src, dst = tmp_path / "p", small_disk / "mirror"
+    (src / "a.txt").write_text("a")
+    d = run_daemon(cfg)
+    wait_for(lambda: (dst / "a.txt").exists())
+    filler = small_disk / "filler.bin"
+    with open(filler, "wb") as f:  # someone else fills the disk
+        try:
+            f.write(b"\0" * (2 * 1024 * 1024))
+        except OSError:
+            pass
+    (src / "big.bin").write_bytes(os.urandom(300 * 1024))
+    d.wait_log("is full")
+    assert "Traceback" not in d.log
+    filler.unlink()
+    wait_for(
+        lambda: (dst / "big.bin").exists() and md5(dst / "big.bin") == md5(src / "big.bin"),
+        timeout=60,
+        what="mirror after space was freed",
+    )
+    assert not list(dst.glob(".syncd-tmp-*"))  # no half-written temp file left behind
     assert d.stop() == 0

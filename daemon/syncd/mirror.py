@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sqlite3
 import stat
 import threading
 import time
@@ -114,7 +115,10 @@ class MirrorEngine:
             if state in (ProjectState.OFFLINE, ProjectState.AUTH_REQUIRED, ProjectState.ERROR)
             else None
         )
-        self.db.set_state(self.name, state.value, error)
+        try:
+            self.db.set_state(self.name, state.value, error)
+        except sqlite3.Error as exc:  # the state must change even if the db can't record it
+            self.log.warning("%s: cannot record the state in the state db: %s", self.name, exc)
 
     @property
     def state(self) -> ProjectState:
@@ -231,6 +235,16 @@ class MirrorEngine:
             except RemoteError as exc:
                 failures += 1
                 self._remote_trouble(exc, failures)
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any single bug
+                # Anything else (a full disk under the state db, a bug) must not silently end
+                # this project's mirroring while status keeps answering: report, back off, rescan.
+                failures += 1
+                self.log.exception("%s: unexpected error; retrying with a full scan", self.name)
+                self._global_error = f"unexpected error: {exc}"
+                self._set_state(ProjectState.ERROR, self._global_error)
+                self._needs_scan = True
+                self._wake.clear()
+                self._wake.wait(_backoff(failures, base=2.0, cap=60.0) + 1.0)
 
     def _wait_paused(self) -> None:
         self._wake.wait(1.0)
@@ -336,7 +350,12 @@ class MirrorEngine:
     def _apply_batch(self, dirty: set[str], moves: list[tuple[str, str, bool]]) -> None:
         for src, dst, is_dir in moves:
             dirty.update((src, dst))
-            self._retry(lambda s=src, d=dst, i=is_dir: self._move(s, d, i))
+            try:
+                self._retry(lambda s=src, d=dst, i=is_dir: self._move(s, d, i))
+            except FileError as exc:
+                # The move could not be done as a move: the paths are reconciled below
+                # (upload at the destination, trash at the source) instead.
+                self.log.info("%s: moving %s → %s: %s", self.name, src, dst, exc.message)
         paths = self._expand(dirty)
         uploads, deletes = self._classify(paths)
         self._batch_left = len(uploads) + len(deletes)
