@@ -96,7 +96,10 @@ def test_edits_reach_the_target(tmp_path: Path, run_daemon) -> None:
     # the target changed behind syncd's back → the other version is kept as a conflict copy
     (dst / "main.py").write_text("edited on the target\n")
     (src / "main.py").write_text("print('v3')\n")
-    wait_for(lambda: md5(dst / "main.py") == md5(src / "main.py"), what="overwrite after conflict")
+    wait_for(
+        lambda: (dst / "main.py").exists() and md5(dst / "main.py") == md5(src / "main.py"),
+        what="overwrite after conflict",
+    )
     kept = [p for p in tree(dst) if p.startswith("main (conflict ")]
     assert len(kept) == 1 and (dst / kept[0]).read_text() == "edited on the target\n"
     assert "conflict" in d.log

@@ -40,6 +40,7 @@ log = logging.getLogger("syncd.mirror")
 GUARD_MIN_FILES = 50  # mass-deletion guard: at least this many files...
 GUARD_SHARE = 0.5  # ...and more than this share of the tracked files, in one batch
 RETRIES = 3
+UPLOAD_SLICE = 512  # uploads handed to the pool at a time
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
 
@@ -475,7 +476,12 @@ class MirrorEngine:
                     self._batch_left = max(0, self._batch_left - 1)
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix=f"up-{self.name}") as pool:
-            list(pool.map(task, paths))
+            # In slices: map() makes every Future up front, ~1.5 KB each, which a
+            # 200,000-file first mirror would keep as RSS for the daemon's lifetime.
+            for start in range(0, len(paths), UPLOAD_SLICE):
+                if abort.is_set() or self._stop.is_set():
+                    break
+                list(pool.map(task, paths[start : start + UPLOAD_SLICE]))
         if failure:
             raise failure[0]
         if self._stop.is_set():

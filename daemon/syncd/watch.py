@@ -296,17 +296,28 @@ class _Handler(FileSystemEventHandler):
 
 
 class _OverflowSignal(logging.Filter):
-    """watchdog reports a kernel queue overflow only in a log line; turn it into rescans."""
+    """watchdog reports a kernel queue overflow only in a log line; turn it into rescans.
+
+    Removing the watches of a big tree (unwatch on reload, shutdown) queues one
+    event per folder and overflows the queue by itself.  The rescans still run
+    then (another project's real events may have been lost meanwhile), but the
+    "events were lost" warning would only alarm the user, so it is dropped.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.listeners: list[Callable[[], None]] = []
+        self.quiet_until = 0.0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if "overflow" in record.getMessage():
-            for listener in list(self.listeners):
-                listener()
-        return True
+        if "overflow" not in record.getMessage():
+            return True
+        for listener in list(self.listeners):
+            listener()
+        return time.monotonic() >= self.quiet_until
+
+    def expect_overflow(self, seconds: float = 5.0) -> None:
+        self.quiet_until = time.monotonic() + seconds
 
 
 _overflow = _OverflowSignal()
@@ -342,11 +353,14 @@ class Watcher:
         sink = getattr(watch, "syncd_sink", None)
         if sink is not None and sink.request_rescan in _overflow.listeners:
             _overflow.listeners.remove(sink.request_rescan)
+        _overflow.expect_overflow()
         try:
             self._observer.unschedule(watch)
         except (KeyError, OSError):
             pass  # the folder is already gone
 
     def stop(self) -> None:
+        _overflow.listeners.clear()
+        _overflow.expect_overflow()
         self._observer.stop()
         self._observer.join(timeout=5)
