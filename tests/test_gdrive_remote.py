@@ -172,7 +172,7 @@ def test_per_file_problems_are_file_errors(fake: FakeDrive, tmp_path: Path) -> N
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
     (tmp_path / "a-dir").mkdir()
-    with pytest.raises(FileError, match="cannot read it"):
+    with pytest.raises(FileError, match="cannot read it|not a regular file"):
         remote.upload("a-dir", tmp_path / "a-dir", None)
     fake.inject(status=400, message="Invalid title", method="POST", path_contains="/upload/")
     with pytest.raises(FileError, match="Google Drive refused it: Invalid title"):

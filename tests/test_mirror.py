@@ -242,3 +242,57 @@ def test_file_changing_during_copy_is_not_recorded_as_final(rig: Rig) -> None:
     assert md5(rig.dst / "grow.bin") == md5(p) or not (rig.dst / "grow.bin").exists()
     rec = rig.db.file("p", "grow.bin")
     assert rec is None or rec.md5 == md5(p)
+
+
+def test_rename_of_a_remotely_edited_file_keeps_the_edit(rig: Rig) -> None:
+    rig.write("a.py", "v1")
+    rig.sync()
+    (rig.dst / "a.py").write_text("edited in Colab")
+    os.rename(rig.src / "a.py", rig.src / "b.py")
+    rig.sync()
+    rig.write("b.py", "v2")
+    rig.sync()
+    assert (rig.dst / "b.py").read_text() == "v2"
+    kept = [p for p in tree(rig.dst, skip=()) if "edited" in (rig.dst / p).read_text()]
+    assert kept, "the remote edit must survive somewhere (as a.py or a conflict copy)"
+
+
+def test_a_folder_replaced_by_a_symlink_is_not_read_through(rig: Rig, tmp_path: Path) -> None:
+    rig.write("data/x.txt", "inside")
+    rig.write("keep.txt", "k")
+    rig.sync()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.txt").write_text("PRIVATE, outside the project")
+    (rig.src / "data/x.txt").unlink()
+    (rig.src / "data").rmdir()
+    os.symlink(outside, rig.src / "data")
+    rig.sync()
+    assert (rig.dst / "data/x.txt").read_text() == "inside"  # neither replaced nor trashed
+
+
+def test_a_file_swapped_for_a_symlink_is_never_read_through(tmp_path: Path) -> None:
+    from syncd.errors import FileError
+    from syncd.fsutil import open_source
+
+    (tmp_path / "secret").write_text("key")
+    os.symlink(tmp_path / "secret", tmp_path / "weights.bin")
+    with pytest.raises(FileError, match="symlink"):
+        open_source(tmp_path / "weights.bin", "weights.bin")
+
+
+def test_a_locked_state_db_is_an_error_not_a_reset(tmp_path: Path) -> None:
+    import sqlite3
+
+    from syncd.errors import SyncdError
+
+    db = StateDB(tmp_path / "s.db")
+    db.close()
+    other = sqlite3.connect(tmp_path / "s.db", timeout=0.1)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(SyncdError, match="cannot open the state database"):
+        StateDB(tmp_path / "s.db")
+    other.rollback()
+    other.close()
+    assert not list(tmp_path.glob("*.corrupt-*"))

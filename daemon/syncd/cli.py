@@ -94,11 +94,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import Daemon, InstanceLock
+    from .state import state_db_path
 
     config = _load(args)
+    lock = InstanceLock(state_db_path(config.path).with_suffix(".lock"))
+    lock.acquire()  # before the db: a second daemon must not touch the first one's index
     db = _open_db(config)
-    lock = InstanceLock(db.path.with_suffix(".lock"))
-    lock.acquire()
     log.info("syncd %s starting (pid %d, config %s)", __version__, os.getpid(), config.path)
     try:
         Daemon(config, db).run_forever()
@@ -342,9 +343,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return _control(args, "sync", "asked the daemon to reconcile {} now.")
     config = _load(args)
     projects = [config.project(args.project)] if args.project else list(config.projects)
+    from .state import state_db_path
+
+    lock = InstanceLock(state_db_path(config.path).with_suffix(".lock"))
+    lock.acquire()  # before the db: never open a running daemon's index
     db = _open_db(config)
-    lock = InstanceLock(db.path.with_suffix(".lock"))
-    lock.acquire()
     failed = False
     try:
         for pc in projects:

@@ -341,14 +341,17 @@ class Daemon:
         self.config = new
         deadline = time.monotonic() + STOP_GRACE_S
         for name, pc in old.items():
-            if fresh.get(name) != pc and name in self.projects:
+            if fresh.get(name) != pc:
                 log.info(
                     "%s: %s by the new config", name, "changed" if name in fresh else "removed"
                 )
-                self._stop_project(self.projects.pop(name), deadline)
+                self._stop_snapshots(name)  # its rules, path or dataset may have changed
+                if name in self.projects:
+                    self._stop_project(self.projects.pop(name), deadline)
         for name, pc in fresh.items():
-            if name not in self.projects:
+            if name not in self.projects and name not in self.snapshots:
                 self._start_project(pc)
+                self._start_snapshots(pc)
         log.info("config reloaded: %s", self._summary())
 
     def request_stop(self) -> None:

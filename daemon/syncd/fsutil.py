@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -29,13 +31,24 @@ def _md5_stream(f: BinaryIO) -> str:
 
 
 def open_source(path: Path | str, rel: str) -> int:
-    """Open a project file for reading; errno becomes the engine's per-file vocabulary."""
+    """Open a project file for reading; errno becomes the engine's per-file vocabulary.
+
+    Never through a symlink (O_NOFOLLOW): a file swapped for a link after the walk
+    is refused, not read from wherever the link points.  Parent folders are the
+    engine's check (it knows the project root).
+    """
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError as exc:
         raise FileChanged(rel, "the file vanished before it could be read") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileError(rel, "symlink (symlinks are not followed)") from exc
         raise FileError(rel, f"cannot read it: {exc.strerror}", "check its permissions") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileError(rel, "not a regular file any more")
+    return fd
 
 
 def same_version(a: os.stat_result, b: os.stat_result) -> bool:

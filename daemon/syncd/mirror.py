@@ -398,6 +398,9 @@ class MirrorEngine:
                 self._file_error(p, f"cannot read it: {exc.strerror}")
                 continue
             rec = self.db.file(self.name, p)
+            if st is not None and self._behind_link(p):
+                self._skip_link(p.rpartition("/")[0])
+                continue  # neither upload through the link nor trash the remote copy
             if st is None:
                 if rec is not None:
                     deletes.append(rec)
@@ -416,6 +419,13 @@ class MirrorEngine:
                 uploads.append(p)
         return uploads, deletes
 
+    def _behind_link(self, path: str) -> bool:
+        """True when a parent folder of ``path`` is a symlink (lstat follows parents)."""
+        parent = os.path.dirname(os.path.join(self.root, path))
+        return os.path.realpath(parent) != os.path.realpath(self.root) + (
+            "/" + os.path.dirname(path) if os.path.dirname(path) else ""
+        )
+
     def _mass_deletion(self) -> bool:
         """Pause when a large share of the mirrored files is gone from the disk right now.
 
@@ -428,8 +438,9 @@ class MirrorEngine:
         if count >= GUARD_MIN_FILES and count > tracked * GUARD_SHARE:
             self.pause(
                 f"{count} of {tracked} mirrored files vanished at once; nothing was deleted. "
-                f"If this is intended, confirm with: syncd sync {self.name} --once "
-                "--confirm-deletes",
+                f"If this is intended, confirm with: syncd resume {self.name} "
+                f"--confirm-deletes (or, with no daemon running: syncd sync {self.name} --once "
+                "--confirm-deletes)",
                 PauseKind.DELETES,
             )
             return True
@@ -454,7 +465,7 @@ class MirrorEngine:
         failure: list[RemoteError] = []
 
         def task(p: str) -> None:
-            if abort.is_set() or self._stop.is_set():
+            if abort.is_set() or self._stop.is_set() or self._pause is not None:
                 return
             with self._lock:
                 self._in_flight += 1
@@ -479,13 +490,13 @@ class MirrorEngine:
             # In slices: map() makes every Future up front, ~1.5 KB each, which a
             # 200,000-file first mirror would keep as RSS for the daemon's lifetime.
             for start in range(0, len(paths), UPLOAD_SLICE):
-                if abort.is_set() or self._stop.is_set():
+                if abort.is_set() or self._stop.is_set() or self._pause is not None:
                     break
                 list(pool.map(task, paths[start : start + UPLOAD_SLICE]))
         if failure:
             raise failure[0]
-        if self._stop.is_set():
-            self.coalescer.requeue(paths)  # unfinished work is found again at the next start
+        if self._stop.is_set() or self._pause is not None:
+            self.coalescer.requeue(paths)  # unfinished work: after resume or the next start
 
     def _upload(self, path: str) -> None:
         src = self.root / path
@@ -496,6 +507,8 @@ class MirrorEngine:
             return  # deleted since classification: the next batch trashes it
         if rec is not None and (rec.size, rec.mtime_ns) == (st.st_size, st.st_mtime_ns):
             return
+        if self._behind_link(path):
+            raise FileError(path, "a parent folder is a symlink (symlinks are not followed)")
         local_md5: str | None = None
         if rec is not None and rec.size == st.st_size:
             local_md5 = self._hash(path)
@@ -560,7 +573,9 @@ class MirrorEngine:
         if rec is None:
             return
         cur = self.remote.stat(src, _entry(rec))
-        if cur is None or cur.is_dir:
+        if cur is None or cur.is_dir or cur.md5 != rec.md5:
+            # Edited on the remote since syncd wrote it: moving it would carry that edit to
+            # the new name as if it were ours; leave it, upload + conflict handling follow.
             return
         dst_rec = self.db.file(self.name, dst)
         existing = self.remote.stat(dst, _entry(dst_rec))

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import platformdirs
 
+from .errors import SyncdError
+
 log = logging.getLogger("syncd.state")
 
 SCHEMA_VERSION = 1
@@ -91,6 +93,13 @@ class ProjectRecord:
     state: str | None
 
 
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return True
+    return "integrity check failed" in str(exc) or "not a database" in str(exc)
+
+
 def state_db_path(config_path: Path) -> Path:
     """One database per config file, named after it so two configs never share an index."""
     digest = hashlib.sha1(str(config_path.resolve()).encode()).hexdigest()[:10]
@@ -108,6 +117,12 @@ class StateDB:
         try:
             self._conn = self._open()
         except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                # Locked, unreadable, disk full: the index is fine, don't throw it away.
+                raise SyncdError(
+                    f"cannot open the state database {path}: {exc}",
+                    "check that no other syncd uses it and that its disk is writable",
+                ) from exc
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
             log.error(
                 "state database %s is unreadable (%s); moved it to %s and starting a fresh "
