@@ -300,3 +300,10 @@ def test_unignored_secret_is_not_warned_about(
     with caplog.at_level(logging.WARNING, logger="syncd.ignore"):
         rules.is_ignored("kaggle.json", False)
     assert not [r for r in caplog.records if r.name == "syncd.ignore"]
+
+
+def test_a_pattern_git_accepts_but_regex_rejects_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("[z-a].bak\n*.log\n")
+    rules = IgnoreRules(tmp_path)
+    assert rules.is_ignored("x.log", False)
+    assert not rules.is_ignored("z.bak", False)

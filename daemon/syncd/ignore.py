@@ -88,7 +88,10 @@ class _RuleSet:
             for line in lines:
                 try:
                     compiled = GitIgnoreSpec.from_lines([line]).patterns
-                except ValueError:  # one bad line must not take the other rules down
+                    for pattern in compiled:  # compile here, so a bad range fails this line only
+                        if pattern.regex is not None:
+                            re.compile(pattern.regex.pattern)
+                except (ValueError, re.error):  # one bad line must not take the others down
                     log.warning("skipping invalid ignore pattern %r", line)
                     continue
                 for pattern in compiled:
