@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+# The Kaggle fixtures (fake, kaggle_env, db) shared by the snapshot and client tests.
+pytest_plugins = ["tests.kaggle_support"]
+
 REPO = Path(__file__).resolve().parent.parent
 DAEMON_SRC = REPO / "daemon"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from syncd.config import KaggleConfig, ProjectConfig, SnapshotConfig
+from syncd.state import StateDB
 from tests.fakes.kaggle_server import FakeKaggle
 
 USER, KEY = "alice", "key123"
@@ -101,3 +102,21 @@ def project_config(root: Path, name: str = "cifar", **snapshot: object) -> Proje
 
 def kaggle_config(fake: FakeKaggle) -> KaggleConfig:
     return KaggleConfig(endpoint=fake.url)
+
+
+# Shared fixtures: test modules import them by name.
+@pytest.fixture
+def fake() -> Iterator[FakeKaggle]:
+    yield from running_fake()
+
+
+@pytest.fixture
+def kaggle_env(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolate_client(home, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDB]:
+    state = StateDB(tmp_path / "state.db")
+    yield state
+    state.close()

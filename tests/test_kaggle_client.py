@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,31 +25,12 @@ from .kaggle_support import (
     DATASET,
     KEY,
     USER,
-    isolate_client,
     kaggle_config,
     make_project,
     project_config,
-    running_fake,
 )
 
 META = DatasetMetadata("alice", "cifar-code", "CIFAR code", "CC0-1.0", True)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeKaggle]:
-    yield from running_fake()
-
-
-@pytest.fixture
-def kaggle_env(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return isolate_client(home, tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDB]:
-    state = StateDB(tmp_path / "state.db")
-    yield state
-    state.close()
 
 
 def staged_folder(tmp_path: Path, version: str = "1") -> Path:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,30 +44,11 @@ from .conftest import DAEMON_SRC, md5, wait_for
 from .kaggle_support import (
     DATASET,
     EXPECTED,
-    isolate_client,
     kaggle_config,
     make_project,
     project_config,
-    running_fake,
     settle,
 )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeKaggle]:
-    yield from running_fake()
-
-
-@pytest.fixture
-def kaggle_env(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return isolate_client(home, tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDB]:
-    state = StateDB(tmp_path / "state.db")
-    yield state
-    state.close()
 
 
 def write(root: Path, rel: str, data: bytes | str = "x") -> Path:
