@@ -92,8 +92,8 @@ def service(root: Path, db_path: Path, fake, *, mirror: bool = False):
         SnapshotConfig,
         parse_address,
     )
-    from syncd.snapshots import SnapshotService
-    from syncd.state import StateDB
+    from syncd.db.statedb import StateDB
+    from syncd.snapshot.service import SnapshotService
 
     to = MirrorConfig(parse_address(f"local:{root}-mirror", root.parent)) if mirror else None
     snap = SnapshotConfig(dataset=REF, title="bench code")
@@ -113,9 +113,11 @@ def new_fake():
 
 def first_snapshot(base: Path, reps: int, files_total: int) -> tuple[dict[str, float], Path]:
     """Section 1; returns medians and a staged folder (kept) for section 3."""
-    from syncd import kaggle, kaggle_rules, snapshot
     from syncd.config import KaggleConfig
-    from syncd.ignore import IgnoreRules
+    from syncd.localfs.ignore import IgnoreRules
+    from syncd.remotes.kaggle import client as kaggle
+    from syncd.remotes.kaggle import rules as kaggle_rules
+    from syncd.snapshot import manifest as snapshot
 
     rows: dict[str, list[float]] = {}
     staged_keep: Path | None = None
@@ -172,8 +174,8 @@ def first_snapshot(base: Path, reps: int, files_total: int) -> tuple[dict[str, f
 
 def unchanged_20000(base: Path, reps: int, count: int) -> dict[str, float]:
     """Section 2."""
-    import syncd.snapshot as snap
-    from syncd.state import FileRecord
+    import syncd.snapshot.manifest as snap
+    from syncd.db.statedb import FileRecord
 
     hashed = {"files": 0}
     real_md5 = snap.md5_file
@@ -242,8 +244,9 @@ def first_manifest(svc) -> dict:
 
 def side_by_side(base: Path, staged: Path, env: dict[str, str], reps: int) -> dict[str, float]:
     """Section 3: the kaggle CLI and syncd upload the same staged folder to the same fake."""
-    from syncd import kaggle, kaggle_rules
     from syncd.config import KaggleConfig
+    from syncd.remotes.kaggle import client as kaggle
+    from syncd.remotes.kaggle import rules as kaggle_rules
 
     fake = new_fake()
     meta = kaggle_rules.DatasetMetadata("alice", "bench-code", "bench code", "other", True)

@@ -70,7 +70,7 @@ def main() -> None:
         else:
             raise SystemExit("the daemon never finished the first mirror")
 
-        from syncd.ipc import request, socket_path
+        from syncd.service.ipc import request, socket_path
 
         os.environ.update(env)  # the socket lives in this run's XDG_RUNTIME_DIR
         sock = socket_path(cfg)

@@ -14,8 +14,8 @@ from typing import Any
 from oauth2client.client import OAuth2Credentials
 
 from syncd.config import DriveConfig, parse_address
-from syncd.remotes.gdrive import GDriveRemote
-from syncd.state import StateDB
+from syncd.db.statedb import StateDB
+from syncd.remotes.gdrive.remote import GDriveRemote
 from tests.fakes.drive_server import FakeDrive
 
 

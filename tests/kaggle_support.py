@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from syncd.config import KaggleConfig, ProjectConfig, SnapshotConfig
-from syncd.state import StateDB
+from syncd.db.statedb import StateDB
 from tests.fakes.kaggle_server import FakeKaggle
 
 USER, KEY = "alice", "key123"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.watch import OVERFLOW_PATHS, Coalescer, Kind, combine
+from syncd.mirror.coalescer import OVERFLOW_PATHS, Coalescer, Kind, combine
 
 C, M, D = Kind.CREATED, Kind.MODIFIED, Kind.DELETED
 

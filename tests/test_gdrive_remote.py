@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.auth import auth_drive
+from syncd.cli.auth import auth_drive
+from syncd.db.statedb import StateDB
 from syncd.errors import AuthRequired, FileChanged, FileError, TargetUnavailable, TransientError
-from syncd.remotes import gdrive_folders
-from syncd.remotes.gdrive_api import Pacer
-from syncd.state import StateDB
+from syncd.remotes.gdrive import folders as gdrive_folders
+from syncd.remotes.gdrive.transport import Pacer
 from tests.fakes.drive_server import FakeDrive
 from tests.gdrive_support import (
     drive_config,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.ignore import IgnoreRules
+from syncd.localfs.ignore import IgnoreRules
 
 
 def make(root: Path, *paths: str, text: str = "x") -> None:

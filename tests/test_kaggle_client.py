@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from syncd.config import KaggleConfig, SnapshotConfig
+from syncd.db.statedb import StateDB
 from syncd.errors import AuthRequired, ConfigError, TransientError
-from syncd.kaggle import KaggleDatasets
-from syncd.kaggle_rules import DatasetMetadata, dataset_metadata
-from syncd.snapshots import SnapshotService, check_kaggle_credentials
-from syncd.state import StateDB
+from syncd.remotes.kaggle.client import KaggleDatasets
+from syncd.remotes.kaggle.rules import DatasetMetadata, dataset_metadata
+from syncd.snapshot.service import SnapshotService, check_kaggle_credentials
 from tests.fakes.kaggle_server import STILL_PROCESSING_MESSAGE, FakeKaggle
 
 from .conftest import DAEMON_SRC, REPO
@@ -319,7 +319,7 @@ def test_importing_the_client_prints_nothing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
     env.update(HOME=str(home), PYTHONPATH=f"{DAEMON_SRC}{os.pathsep}{REPO}")
     code = (
-        "import sys, syncd.kaggle as k\n"
+        "import sys, syncd.remotes.kaggle.client as k\n"
         "k._client()\n"
         "# kaggle/__init__ would have put a KaggleApi instance here, after authenticating\n"
         "assert type(sys.modules['kaggle'].api).__name__ == 'module'\n"

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from syncd.config import RemoteAddress
-from syncd.ignore import IgnoreRules
-from syncd.mirror import MirrorEngine
-from syncd.models import ProjectState
+from syncd.db.statedb import StateDB
+from syncd.localfs.ignore import IgnoreRules
+from syncd.mirror.coalescer import Coalescer
+from syncd.mirror.engine import MirrorEngine
+from syncd.mirror.model import ProjectState
 from syncd.remotes.local import LocalRemote
-from syncd.state import StateDB
-from syncd.watch import Coalescer
 
 from .conftest import md5, tree
 
@@ -273,7 +273,7 @@ def test_a_folder_replaced_by_a_symlink_is_not_read_through(rig: Rig, tmp_path: 
 
 def test_a_file_swapped_for_a_symlink_is_never_read_through(tmp_path: Path) -> None:
     from syncd.errors import FileError
-    from syncd.fsutil import open_source
+    from syncd.fileio import open_source
 
     (tmp_path / "secret").write_text("key")
     os.symlink(tmp_path / "secret", tmp_path / "weights.bin")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.notify import SystemdNotifier
+from syncd.service.sd_notify import SystemdNotifier
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from syncd.db.statedb import StateDB
 from syncd.errors import FileChanged, TargetUnavailable
 from syncd.remotes import Remote, RemoteEntry
 from syncd.remotes.local import TRASH, LocalRemote
-from syncd.state import StateDB
 from tests.conftest import tree
 from tests.fakes.drive_server import FakeDrive
 from tests.gdrive_support import files_below, open_gdrive

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd import service
+from syncd.cli import service_install as service
+from syncd.cli.service_install import CommandResult
 from syncd.errors import SyncdError
-from syncd.service import CommandResult
 
 REPO = Path(__file__).resolve().parent.parent
 # The placeholders the checked-in files in service/ are rendered with.

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd import gitinfo
+from syncd.db.statedb import StateDB
 from syncd.errors import SyncdError
-from syncd.ignore import IgnoreRules
-from syncd.snapshot import (
+from syncd.localfs.ignore import IgnoreRules
+from syncd.snapshot import gitinfo
+from syncd.snapshot.manifest import (
     MANIFEST_NAME,
     MAX_NOTES_CHARS,
     FileEntry,
@@ -36,8 +37,7 @@ from syncd.snapshot import (
     same_as,
     stage,
 )
-from syncd.snapshots import SnapshotService
-from syncd.state import StateDB
+from syncd.snapshot.service import SnapshotService
 from tests.fakes.kaggle_server import FakeKaggle
 
 from .conftest import DAEMON_SRC, md5, wait_for
@@ -201,7 +201,7 @@ def test_a_full_staging_disk_fails_the_snapshot_instead_of_dropping_files(
     code = (
         "import resource, signal, sys\n"
         "from pathlib import Path\n"
-        "from syncd.snapshot import stage\n"
+        "from syncd.snapshot.manifest import stage\n"
         "from syncd.errors import SyncdError\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"

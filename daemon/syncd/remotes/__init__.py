@@ -1,87 +1,24 @@
-"""The small interface every mirror target implements, and the address parser.
+"""Mirror and snapshot targets: the ``Remote`` protocol, and the remote for an address.
 
-Paths are POSIX paths relative to the target's root ("a/b.txt"); the remote
-alone knows how they map to its own ids.  A remote never decides policy: the
-mirror engine asks ``stat`` before it overwrites anything and chooses between
-updating, adopting an identical copy and keeping a conflict copy.
+``base`` holds the protocol and its value types; ``local`` is a plain folder,
+``gdrive/`` Google Drive (the only package importing pydrive2 and
+googleapiclient) and ``kaggle/`` the Kaggle datasets adapter (the only module
+importing the kaggle client is ``kaggle/client.py``).  Callers above this layer
+import ``Remote``, ``RemoteEntry``, ``UploadResult`` and ``open_remote`` from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+
+from .base import Remote, RemoteEntry, UploadResult
 
 if TYPE_CHECKING:
     from ..config import DriveConfig, RemoteAddress
-    from ..state import StateDB
+    from ..db.statedb import StateDB
 
-
-@dataclass(frozen=True)
-class RemoteEntry:
-    """One file or folder as the remote sees it."""
-
-    path: str
-    id: str
-    size: int
-    md5: str | None
-    rev: str | None
-    is_dir: bool = False
-
-
-@dataclass(frozen=True)
-class UploadResult:
-    """What the remote holds after an upload; ``md5`` is the md5 of the bytes sent."""
-
-    entry: RemoteEntry
-    md5: str
-    size: int
-    mtime_ns: int
-
-
-class Remote(Protocol):
-    """A mirror target.  Every method raises only ``syncd.errors`` classes."""
-
-    address: str
-
-    def check(self, create: bool = False) -> None:
-        """Raise TransientError / AuthRequired / TargetUnavailable if the target can't be used.
-
-        ``create``: make the root if it is missing (only on a project's first sync:
-        a root that vanished later may be an unmounted disk, not a request to start over).
-        """
-
-    def list_all(self) -> Iterator[RemoteEntry]:
-        """Every file (not folder) syncd can see under the root."""
-
-    def stat(self, path: str, known: RemoteEntry | None) -> RemoteEntry | None:
-        """Current state of ``path`` (``known``: what syncd last recorded for it), or None.
-
-        ``md5`` is filled in whenever ``rev`` differs from ``known.rev``.
-        """
-
-    def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
-        """Write ``source`` to ``path``: over ``replace`` if given, else as a new file.
-
-        Raises FileChanged if ``source`` changed while being read; nothing is
-        then left at ``path`` that claims to be final.
-        """
-
-    def move(self, entry: RemoteEntry, new_path: str) -> RemoteEntry:
-        """Rename/move a file or folder without copying its content."""
-
-    def trash(self, entry: RemoteEntry) -> None:
-        """Move a file or folder to the target's trash (recoverable), never a hard delete."""
-
-    def folder(self, path: str) -> RemoteEntry | None:
-        """The folder at ``path``, or None if there is none."""
-
-    def prune_folder(self, path: str) -> None:
-        """Remove the folder at ``path`` and its parents while they are empty."""
-
-    def close(self) -> None:
-        """Release connections and file handles."""
+__all__ = ["Remote", "RemoteEntry", "UploadResult", "open_remote"]
 
 
 def open_remote(address: RemoteAddress, *, drive: DriveConfig, db: StateDB, project: str) -> Remote:
@@ -89,13 +26,14 @@ def open_remote(address: RemoteAddress, *, drive: DriveConfig, db: StateDB, proj
 
     ``db``/``project`` give a remote a private corner of the state db (``kv_*``) for
     what it must remember across restarts (folder ids, pending create intents).
+    Each kind is imported only when used: ``local:`` never pays for googleapiclient.
     """
     if address.kind == "local":
         from .local import LocalRemote
 
         return LocalRemote(address.raw, Path(address.path or ""))
     if address.kind == "gdrive":
-        from .gdrive import GDriveRemote
+        from .gdrive.remote import GDriveRemote
 
         return GDriveRemote(address, drive, db, project)
     raise ValueError(f"no remote for {address.raw!r}")

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import FileChanged, FileError, TargetUnavailable, TransientError
-from ..fsutil import CHUNK, md5_file, open_source, same_version
-from . import RemoteEntry, UploadResult
+from ..fileio import CHUNK, md5_file, open_source, same_version
+from .base import RemoteEntry, UploadResult
 
 TRASH = ".syncd-trash"
 TMP_PREFIX = ".syncd-tmp-"

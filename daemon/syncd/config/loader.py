@@ -1,0 +1,549 @@
+"""The configuration file: YAML → typed, validated, frozen dataclasses.
+
+This module owns the shape of ``config.yaml`` (one schema table below), the
+``KIND:PATH`` remote addresses, durations such as ``1s`` or ``6h``, the default
+config location and the text ``syncd init`` writes. Every problem is raised as
+one :class:`~syncd.errors.ConfigError` sentence naming the file, the line and
+the key path, e.g. ``config.yaml:12: projects[0].mirror.delay: '1x' is not a
+duration (use e.g. 500ms, 1s, 10m)``.
+
+Line numbers come from walking the node tree of ``yaml.compose`` rather than
+the loaded objects, which have forgotten where they came from.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import platformdirs
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ..errors import ConfigError
+
+_APP = "syncd"
+
+
+def _config_dir() -> Path:
+    return platformdirs.user_config_path(_APP)
+
+
+@dataclass(frozen=True)
+class RemoteAddress:
+    raw: str  # as written, e.g. "gdrive:/syncd/cifar"; also how status shows it
+    kind: str  # "local" | "gdrive"
+    path: str | None  # local: absolute folder; gdrive: "/a/b" ("/" allowed); None for id form
+    folder_id: str | None  # gdrive:id=<folderId> only
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+@dataclass(frozen=True)
+class DriveConfig:
+    credentials: Path = field(default_factory=lambda: _config_dir() / "drive-credentials.json")
+    client_secrets: Path = field(default_factory=lambda: _config_dir() / "client_secrets.json")
+    service_account_key: Path | None = None
+    endpoint: str = "https://www.googleapis.com/"
+    scope: str = "file"  # "file" (drive.file: only what syncd created) | "full"
+    requests_per_second: float = 8.0
+    timeout: float = 60.0  # seconds
+
+
+@dataclass(frozen=True)
+class KaggleConfig:
+    endpoint: str | None = None  # None: the kaggle client's production default
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    to: RemoteAddress
+    delay: float = 1.0  # seconds of quiet after the last change
+    max_delay: float = 10.0  # seconds; a file that never settles still goes
+    deletions: str = "trash"  # "trash" | "keep"
+    pull: tuple[str, ...] = ()  # subfolders brought back from the remote, as "outputs/"
+    workers: int = 4  # 1..32
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    dataset: str  # "owner/slug"; Kaggle's finer rules are checked where datasets are made
+    title: str | None = None
+    private: bool = True
+    license: str = "other"
+    schedule: str | None = None  # a valid 5-field cron expression
+    every: float | None = None  # seconds
+    on_git_tag: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str  # [A-Za-z0-9][A-Za-z0-9._-]*, unique
+    path: Path  # absolute and resolved; existence is checked by the daemon, per project
+    mirror: MirrorConfig | None  # None for a snapshot-only project
+    ignore: tuple[str, ...] = ()
+    snapshot: SnapshotConfig | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # the config file, absolute
+    drive: DriveConfig
+    kaggle: KaggleConfig
+    projects: tuple[ProjectConfig, ...]
+
+    def project(self, name: str) -> ProjectConfig:
+        for project in self.projects:
+            if project.name == name:
+                return project
+        names = ", ".join(p.name for p in self.projects)
+        raise ConfigError(f"no project named {name!r} in {self.path}", f"projects: {names}")
+
+
+# --- small parsers, public because the CLI and the daemon reuse them ---------------------------
+
+_DURATION_HINT = "use e.g. 500ms, 1s, 10m"
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds from ``500ms``, ``1.5s``, ``10m``, ``2h``, ``1d``, ``1h30m`` or a bare number."""
+    # bool is an int subclass; ``delay: yes`` must not mean one second.
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration ({_DURATION_HINT})")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        spec = text.strip().replace(" ", "")
+        if spec.startswith("-"):
+            raise ValueError(f"{text!r} is negative (a duration must be 0 or more)")
+        try:
+            seconds = float(spec)
+        except ValueError:
+            if not spec or _DURATION_PART.sub("", spec):
+                raise ValueError(f"{text!r} is not a duration ({_DURATION_HINT})") from None
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(spec))
+    if not math.isfinite(seconds):
+        raise ValueError(f"{text!r} is not a duration ({_DURATION_HINT})")
+    if seconds < 0:
+        raise ValueError(f"{text!r} is negative (a duration must be 0 or more)")
+    return seconds
+
+
+_DRIVE_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def parse_address(raw: str, base_dir: Path) -> RemoteAddress:
+    """``local:PATH``, ``gdrive:/PATH`` or ``gdrive:id=FOLDER_ID`` (rclone's ``KIND:PATH``)."""
+    kind, sep, rest = raw.partition(":")
+    if not sep or kind not in ("local", "gdrive"):
+        raise ValueError(
+            f"{raw!r} is not a remote address (use local:/some/dir or gdrive:/syncd/NAME)"
+        )
+    if kind == "local":
+        if not rest.strip():
+            raise ValueError("local: needs a folder, e.g. local:/mnt/usb/NAME")
+        return RemoteAddress(raw, "local", str(resolve_path(rest, base_dir)), None)
+    if rest.startswith("id="):
+        folder_id = rest[3:]
+        if not _DRIVE_ID.fullmatch(folder_id):
+            raise ValueError(
+                f"{folder_id!r} is not a Drive folder id (copy it from the folder URL)"
+            )
+        return RemoteAddress(raw, "gdrive", None, folder_id)
+    if not rest.startswith("/"):
+        raise ValueError(
+            f"{raw!r}: a Drive path must start with / (e.g. gdrive:/syncd/NAME) or be gdrive:id=ID"
+        )
+    parts = [p for p in rest.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"{raw!r}: '..' is not allowed in a Drive path")
+    return RemoteAddress(raw, "gdrive", "/" + "/".join(parts), None)
+
+
+def resolve_path(text: str, base_dir: Path) -> Path:
+    """``~`` expanded, relative paths taken from ``base_dir`` (the config file's folder)."""
+    try:
+        path = Path(text.strip()).expanduser()
+    except RuntimeError as exc:  # "~nobody/..." when that user does not exist
+        raise ValueError(f"{text!r}: {exc}") from None
+    return (base_dir / path).resolve()
+
+
+def default_config_path() -> Path:
+    """``$SYNCD_CONFIG`` if set, else ``config.yaml`` in the platform's config folder."""
+    env = os.environ.get("SYNCD_CONFIG")
+    return Path(env).expanduser() if env else _config_dir() / "config.yaml"
+
+
+# --- value checks used by the schema (each raises ValueError with a short reason) -------------
+
+
+def _matching(pattern: str, what: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern)
+
+    def check(text: str) -> str:
+        if not compiled.fullmatch(text):
+            raise ValueError(f"{text!r} is not {what}")
+        return text
+
+    return check
+
+
+_project_name = _matching(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a name (letters, digits, . _ -)")
+_dataset = _matching(r"[^/\s]+/[^/\s]+", "owner/slug (e.g. alice/cifar-code)")
+_url = _matching(r"https?://[^/\s]+\S*", "an http(s) URL")
+
+
+def _cron(text: str) -> str:
+    # Imported here: apscheduler costs ~30 ms, and `syncd status` should not pay it.
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        # The timezone only matters for firing times; a fixed one keeps validation independent
+        # of the machine's local zone configuration.
+        CronTrigger.from_crontab(text, timezone=datetime.UTC)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a cron schedule ({exc})") from None
+    return text
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be more than 0, got {value:g}")
+    return value
+
+
+def _workers(value: int) -> int:
+    if not 1 <= value <= 32:
+        raise ValueError(f"must be from 1 to 32, got {value}")
+    return value
+
+
+def _subfolder(text: str) -> str:
+    """``outputs``, ``/outputs``, ``./outputs/`` → ``outputs/`` (relative to the project)."""
+    parts = [p for p in PurePosixPath(text.strip()).parts if p not in ("/", ".")]
+    if not parts:
+        raise ValueError(f"{text!r}: name a subfolder (e.g. outputs/), not the whole project")
+    if ".." in parts:
+        raise ValueError(f"{text!r}: '..' would leave the project folder")
+    return "/".join(parts) + "/"
+
+
+# --- the schema: one table per section; keys are the dataclass field names --------------------
+
+
+@dataclass(frozen=True)
+class _Field:
+    kind: str  # a key of _KINDS
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    check: Callable[[Any], Any] | None = None  # returns the (possibly normalised) value
+    schema: dict[str, _Field] | None = None  # for section / sections
+
+
+_DRIVE = {
+    "credentials": _Field("path"),
+    "client_secrets": _Field("path"),
+    "service_account_key": _Field("path"),
+    "endpoint": _Field("str", check=_url),
+    "scope": _Field("str", choices=("file", "full")),
+    "requests_per_second": _Field("number", check=_positive),
+    "timeout": _Field("duration", check=_positive),
+}
+_KAGGLE = {"endpoint": _Field("str", check=_url)}
+_MIRROR = {
+    "to": _Field("address", required=True),
+    "delay": _Field("duration"),
+    "max_delay": _Field("duration", check=_positive),
+    "deletions": _Field("str", choices=("trash", "keep")),
+    "pull": _Field("strings", check=_subfolder),
+    "workers": _Field("int", check=_workers),
+}
+_SNAPSHOT = {
+    "dataset": _Field("str", required=True, check=_dataset),
+    "title": _Field("str"),
+    "private": _Field("bool"),
+    "license": _Field("str"),
+    "schedule": _Field("str", check=_cron),
+    "every": _Field("duration", check=_positive),
+    "on_git_tag": _Field("bool"),
+    "include": _Field("strings"),
+    "exclude": _Field("strings"),
+}
+_PROJECT = {
+    "name": _Field("str", required=True, check=_project_name),
+    "path": _Field("path", required=True),
+    "mirror": _Field("section", schema=_MIRROR),
+    "ignore": _Field("strings"),
+    "snapshot": _Field("section", schema=_SNAPSHOT),
+}
+_ROOT = {
+    "drive": _Field("section", schema=_DRIVE),
+    "kaggle": _Field("section", schema=_KAGGLE),
+    "projects": _Field("sections", required=True, schema=_PROJECT),
+}
+
+_TAG = "tag:yaml.org,2002:"
+# What each kind of field is called in messages, and which YAML scalar tags it accepts. Strings
+# take any scalar as written: ``title: 2024`` or ``license: no`` mean that text, not YAML 1.1's
+# integer or boolean.
+_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "str": ("a string", ("str", "int", "float", "bool", "timestamp")),
+    "bool": ("true or false", ("bool",)),
+    "int": ("an integer", ("int",)),
+    "number": ("a number", ("int", "float")),
+    "duration": ("a duration (e.g. 500ms, 1s, 10m)", ("str", "int", "float")),
+    "path": ("a path", ("str",)),
+    "address": ("a remote address (local:DIR or gdrive:/DIR)", ("str",)),
+    "strings": ('a list of strings (e.g. ["*.ckpt"])', ()),
+    "section": ("a mapping of keys", ()),
+    "sections": ("a list of mappings", ()),
+}
+_TAG_NAMES = {"float": "a number", "timestamp": "a date", "null": "nothing"}
+
+
+def _join(keypath: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{keypath}[{key}]"
+    return f"{keypath}.{key}" if keypath else key
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    tag = node.tag.removeprefix(_TAG)
+    return _TAG_NAMES.get(tag) or (_KINDS[tag][0] if tag in _KINDS else f"a {node.tag} value")
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _TAG + "null"
+
+
+@dataclass(frozen=True)
+class _Section:
+    """One mapping of the file, type-checked, remembering the line of each key for later checks."""
+
+    label: str
+    keypath: str
+    line: int
+    values: dict[str, Any]
+    lines: dict[str, int]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def error(self, key: str | None, message: str, remedy: str | None = None) -> ConfigError:
+        line = self.lines.get(key, self.line) if key else self.line
+        where = _join(self.keypath, key) if key else self.keypath
+        return ConfigError(f"{self.label}:{line}: {where}: {message}", remedy)
+
+
+class _Reader:
+    """Walks composed YAML nodes against the schema tables above."""
+
+    def __init__(self, label: str, base: Path) -> None:
+        self.label = label
+        self.base = base  # relative paths in the file are relative to the file's folder
+
+    def error(self, node: Node, keypath: str, message: str) -> ConfigError:
+        where = f"{keypath}: " if keypath else ""
+        return ConfigError(f"{self.label}:{node.start_mark.line + 1}: {where}{message}")
+
+    def section(self, node: Node, schema: dict[str, _Field], keypath: str) -> _Section:
+        if not isinstance(node, MappingNode):
+            raise self.error(node, keypath, f"expected a mapping of keys, got {_describe(node)}")
+        values: dict[str, Any] = {}
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, ScalarNode) else "?"
+            where = _join(keypath, key)
+            if key not in schema:
+                close = difflib.get_close_matches(key, schema, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(schema)}"
+                raise self.error(key_node, where, f"unknown key ({hint})")
+            if key in lines:
+                raise self.error(key_node, where, f"appears twice (first on line {lines[key]})")
+            lines[key] = key_node.start_mark.line + 1
+            spec = schema[key]
+            if _is_null(value_node):
+                if spec.required:
+                    raise self.error(value_node, where, f"needs a value ({_KINDS[spec.kind][0]})")
+                continue  # an empty value means "use the default", like an absent key
+            values[key] = self.value(value_node, spec, where)
+        for key, spec in schema.items():
+            if spec.required and key not in lines:
+                raise self.error(node, _join(keypath, key), "missing (this key is required)")
+        return _Section(self.label, keypath, node.start_mark.line + 1, values, lines)
+
+    def value(self, node: Node, spec: _Field, keypath: str) -> Any:
+        expected, allowed = _KINDS[spec.kind]
+        if spec.kind == "section":
+            return self.section(node, spec.schema or {}, keypath)
+        if spec.kind in ("sections", "strings"):
+            if not isinstance(node, SequenceNode):
+                raise self.error(node, keypath, f"expected {expected}, got {_describe(node)}")
+            if spec.required and not node.value:
+                raise self.error(node, keypath, "needs at least one entry")
+            item = (
+                _Field("section", schema=spec.schema)
+                if spec.kind == "sections"
+                else _Field("str", check=spec.check)
+            )
+            return tuple(self.value(n, item, _join(keypath, i)) for i, n in enumerate(node.value))
+        tag = node.tag.removeprefix(_TAG) if isinstance(node, ScalarNode) else None
+        if tag not in allowed:
+            raise self.error(node, keypath, f"expected {expected}, got {_describe(node)}")
+        # Strings keep the text as written; other scalars are YAML's typed value.
+        value = node.value if "str" in allowed else SafeConstructor().construct_object(node)
+        convert: dict[str, Callable[[Any], Any]] = {
+            "duration": parse_duration,
+            "number": float,
+            "path": lambda text: resolve_path(text, self.base),
+            "address": lambda text: parse_address(text, self.base),
+        }
+        try:
+            value = convert.get(spec.kind, lambda v: v)(value)
+            if spec.choices and value not in spec.choices:
+                raise ValueError(f"{value!r} is not one of {', '.join(spec.choices)}")
+            return spec.check(value) if spec.check else value
+        except ValueError as exc:
+            raise self.error(node, keypath, str(exc)) from None
+
+
+# --- from checked sections to dataclasses, with the checks that span several keys -------------
+
+
+def _mirror(section: _Section) -> MirrorConfig:
+    mirror = MirrorConfig(**section.values)
+    if mirror.delay > mirror.max_delay:
+        message = f"{mirror.delay:g}s is longer than max_delay ({mirror.max_delay:g}s)"
+        raise section.error("delay", message)
+    return mirror
+
+
+def _project(section: _Section) -> ProjectConfig:
+    values = dict(section.values)
+    if "mirror" not in values and "snapshot" not in values:
+        raise section.error(None, "needs a mirror section, a snapshot section, or both")
+    values["mirror"] = _mirror(values["mirror"]) if "mirror" in values else None
+    if "snapshot" in values:
+        values["snapshot"] = SnapshotConfig(**values["snapshot"].values)
+    return ProjectConfig(**values)
+
+
+def _check_projects_apart(sections: tuple[_Section, ...], projects: list[ProjectConfig]) -> None:
+    """Names and folders are unique, and no local mirror target overlaps a project folder."""
+    for i, (section, project) in enumerate(zip(sections, projects, strict=True)):
+        for j, other in enumerate(projects[:i]):
+            if other.name == project.name:
+                raise section.error("name", f"{project.name!r} is already used by projects[{j}]")
+            if other.path == project.path:
+                raise section.error("path", f"{project.path} is already project {other.name!r}")
+        to = project.mirror.to if project.mirror else None
+        if to is None or to.kind != "local":
+            continue
+        # A target inside a watched folder (or around this one) gets its own copies uploaded
+        # again: with its own project that never ends, with another it ping-pongs.
+        target = Path(to.path or "")
+        for other in projects:
+            inside = target.is_relative_to(other.path)
+            if inside or (other is project and project.path.is_relative_to(target)):
+                whose = "the project folder" if other is project else f"project {other.name!r}"
+                raise section.get("mirror").error(
+                    "to",
+                    f"{to.raw} {'is inside' if inside else 'contains'} {whose} ({other.path})",
+                    "syncd would mirror into itself; choose a folder outside it",
+                )
+
+
+def load_config(path: Path) -> Config:
+    """Read, check and convert the config file; every problem is one ConfigError sentence."""
+    label = str(path)
+    file = Path(path).expanduser().absolute()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {file} does not exist", "create one with: syncd init DIR"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{label}:1: not valid YAML: the file is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        # Some problems only read well after their context ("..., but found another document").
+        problem = exc.problem or ""
+        if exc.context and (not problem or problem.startswith("but ")):
+            problem = f"{exc.context}, {problem}".rstrip(", ")
+        raise ConfigError(f"{label}:{line}: not valid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}:1: not valid YAML: {exc}") from None
+    if root is None:
+        raise ConfigError(f"{label}:1: the file is empty", "it needs at least a projects list")
+
+    file = file.resolve()
+    top = _Reader(label, file.parent).section(root, _ROOT, "")
+    sections: tuple[_Section, ...] = top.values["projects"]
+    projects = [_project(section) for section in sections]
+    _check_projects_apart(sections, projects)
+    drive, kaggle = top.get("drive"), top.get("kaggle")
+    return Config(
+        path=file,
+        drive=DriveConfig(**drive.values) if drive else DriveConfig(),
+        kaggle=KaggleConfig(**kaggle.values) if kaggle else KaggleConfig(),
+        projects=tuple(projects),
+    )
+
+
+def render_initial_config(project_dir: Path, name: str) -> str:
+    """The config ``syncd init DIR`` writes: one project mirrored to ``gdrive:/syncd/<name>``."""
+    _project_name(name)  # the name becomes part of a Drive path and a YAML scalar unquoted
+    folder = json.dumps(str(Path(project_dir).expanduser().resolve()), ensure_ascii=False)
+    drive = DriveConfig()
+    return f"""\
+# syncd configuration, written by `syncd init`. config.example.yaml describes every key.
+# Check it with `syncd doctor`; set up Drive access with `syncd auth drive`.
+
+# drive:
+#   credentials: {drive.credentials}   # OAuth token (`syncd auth drive`)
+#   client_secrets: {drive.client_secrets}   # your "Desktop app" OAuth client
+#   scope: file                      # file: only what syncd created | full: all of Drive
+
+projects:
+  - name: {name}
+    path: {folder}
+    mirror:
+      # gdrive:/syncd/<name> is recommended: the default drive.file scope only sees folders
+      # syncd created. Also possible: gdrive:id=<folderId>, or local:/some/dir for a plain folder.
+      to: gdrive:/syncd/{name}
+      delay: 1s                      # quiet time after the last change
+      max_delay: 10s                 # a file that never stops changing still goes
+      deletions: trash               # trash | keep
+      pull: []                       # e.g. [outputs/]: bring Colab's results back home
+    ignore: []                       # e.g. ["*.ckpt", "data/raw/"]; plus .gitignore/.syncignore
+    # snapshot:                      # a Kaggle dataset version on demand, schedule or git tag
+    #   dataset: your-kaggle-name/{name.lower()}
+    #   private: true
+    #   schedule: "0 3 * * *"        # cron, optional
+    #   on_git_tag: false
+"""

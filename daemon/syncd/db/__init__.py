@@ -1,0 +1,1 @@
+"""The SQLite state database: the mirror index and every table other packages keep in it."""

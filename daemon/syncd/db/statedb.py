@@ -1,0 +1,390 @@
+"""The SQLite index: what syncd knows it has written, per project.
+
+One database (WAL) per config file in the platform state dir.  A row in
+``files`` means "the remote confirmed it holds this content": rows are written
+only after the remote answered, so after any crash a walk of the folder
+compared with these rows is enough to converge (the only recovery path).
+
+A corrupt database is moved aside and a new, empty one is created; the next
+full scan then adopts whatever is already on the remote by md5 instead of
+re-uploading it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from ..errors import SyncdError
+
+log = logging.getLogger("syncd.state")
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS files(
+    project TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    remote_id TEXT NOT NULL,
+    remote_rev TEXT,
+    synced_at REAL NOT NULL,
+    PRIMARY KEY(project, path)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS projects(
+    project TEXT PRIMARY KEY,
+    target TEXT,
+    paused TEXT,
+    pause_reason TEXT,
+    last_sync REAL,
+    last_error TEXT,
+    state TEXT
+);
+CREATE TABLE IF NOT EXISTS conflicts(
+    project TEXT NOT NULL,
+    path TEXT NOT NULL,
+    kept_as TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS remote_kv(
+    project TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY(project, key)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file the remote confirmed: local size/mtime/md5 at upload, and the remote's id/rev."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    md5: str
+    remote_id: str
+    remote_rev: str | None
+    synced_at: float
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    """What survives a restart about a project besides its files."""
+
+    project: str
+    target: str | None
+    paused: str | None  # why it is paused ("user", "deletes"), None when running
+    pause_reason: str | None
+    last_sync: float | None
+    last_error: str | None
+    state: str | None
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return True
+    return "integrity check failed" in str(exc) or "not a database" in str(exc)
+
+
+def state_db_path(config_path: Path) -> Path:
+    """One database per config file, named after it so two configs never share an index."""
+    digest = hashlib.sha1(str(config_path.resolve()).encode()).hexdigest()[:10]
+    base = Path(platformdirs.user_state_dir("syncd"))
+    return base / f"{config_path.stem}-{digest}.db"
+
+
+class StateDB:
+    """Thread-safe access to the index; every method is one short transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                # Locked, unreadable, disk full: the index is fine, don't throw it away.
+                raise SyncdError(
+                    f"cannot open the state database {path}: {exc}",
+                    "check that no other syncd uses it and that its disk is writable",
+                ) from exc
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            log.error(
+                "state database %s is unreadable (%s); moved it to %s and starting a fresh "
+                "index (a full scan will adopt what is already on the remote)",
+                path,
+                exc,
+                aside,
+            )
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{path}{suffix}")
+                if src.exists():
+                    src.rename(Path(f"{aside}{suffix}"))
+            self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {row}")
+            conn.executescript(SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        self.path.chmod(0o600)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One short transaction on this database, for modules that keep their own tables in
+        it (``snapshot_store``): the connection, under the lock, committed on exit.  A read
+        (``write=False``) takes no write lock, so other processes' writers do not wait."""
+        if write:
+            with self._tx() as conn:
+                yield conn
+            return
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # --- files ---------------------------------------------------------------
+
+    def files(self, project: str) -> dict[str, FileRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT path, size, mtime_ns, md5, remote_id, remote_rev, synced_at "
+                "FROM files WHERE project = ?",
+                (project,),
+            ).fetchall()
+        return {r[0]: FileRecord(*r) for r in rows}
+
+    def file(self, project: str, path: str) -> FileRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT path, size, mtime_ns, md5, remote_id, remote_rev, synced_at "
+                "FROM files WHERE project = ? AND path = ?",
+                (project, path),
+            ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def files_under(self, project: str, folder: str) -> list[FileRecord]:
+        prefix = folder.rstrip("/") + "/"
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT path, size, mtime_ns, md5, remote_id, remote_rev, synced_at FROM files "
+                "WHERE project = ? AND path >= ? AND path < ?",
+                (project, prefix, prefix[:-1] + "0"),  # "0" sorts right after "/"
+            ).fetchall()
+        return [FileRecord(*r) for r in rows]
+
+    def count(self, project: str) -> tuple[int, int]:
+        """(files, bytes) tracked for a project."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM files WHERE project = ?", (project,)
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def put_file(self, project: str, rec: FileRecord) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO files VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    project,
+                    rec.path,
+                    rec.size,
+                    rec.mtime_ns,
+                    rec.md5,
+                    rec.remote_id,
+                    rec.remote_rev,
+                    rec.synced_at,
+                ),
+            )
+            c.execute(
+                "INSERT INTO projects(project, last_sync) VALUES(?, ?) "
+                "ON CONFLICT(project) DO UPDATE SET last_sync = excluded.last_sync",
+                (project, rec.synced_at),
+            )
+
+    def touch_file(self, project: str, path: str, mtime_ns: int) -> None:
+        """The content is unchanged (same md5) but the mtime moved: remember the new mtime."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE files SET mtime_ns = ? WHERE project = ? AND path = ?",
+                (mtime_ns, project, path),
+            )
+
+    def forget_files(self, project: str, paths: Iterable[str]) -> None:
+        with self._tx() as c:
+            c.executemany(
+                "DELETE FROM files WHERE project = ? AND path = ?", ((project, p) for p in paths)
+            )
+
+    def move_files(
+        self,
+        project: str,
+        src: str,
+        dst: str,
+        *,
+        is_dir: bool,
+        remote_id: str | None,
+        remote_rev: str | None,
+    ) -> None:
+        """Re-key one file (or a folder's whole subtree) after the remote confirmed the move."""
+        with self._tx() as c:
+            if not is_dir:
+                c.execute("DELETE FROM files WHERE project = ? AND path = ?", (project, dst))
+                c.execute(
+                    "UPDATE files SET path = ?, remote_id = COALESCE(?, remote_id), "
+                    "remote_rev = COALESCE(?, remote_rev) WHERE project = ? AND path = ?",
+                    (dst, remote_id, remote_rev, project, src),
+                )
+                return
+            old, new = src.rstrip("/") + "/", dst.rstrip("/") + "/"
+            rows = c.execute(
+                "SELECT path FROM files WHERE project = ? AND path >= ? AND path < ?",
+                (project, old, old[:-1] + "0"),
+            ).fetchall()
+            for (path,) in rows:
+                target = new + path[len(old) :]
+                c.execute("DELETE FROM files WHERE project = ? AND path = ?", (project, target))
+                c.execute(
+                    "UPDATE files SET path = ? WHERE project = ? AND path = ?",
+                    (target, project, path),
+                )
+
+    # --- projects ------------------------------------------------------------
+
+    def project(self, project: str) -> ProjectRecord:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT project, target, paused, pause_reason, last_sync, last_error, state "
+                "FROM projects WHERE project = ?",
+                (project,),
+            ).fetchone()
+        if row is None:
+            return ProjectRecord(project, None, None, None, None, None, None)
+        return ProjectRecord(*row)
+
+    def bind_target(self, project: str, target: str) -> bool:
+        """Remember the project's target; if it changed, the old index means nothing: drop it.
+
+        Returns True when the index was dropped.
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT target FROM projects WHERE project = ?", (project,)).fetchone()
+            if row is not None and row[0] == target:
+                return False
+            c.execute(
+                "INSERT INTO projects(project, target) VALUES(?, ?) "
+                "ON CONFLICT(project) DO UPDATE SET target = excluded.target",
+                (project, target),
+            )
+            if row is None or row[0] is None:
+                return False
+            c.execute("DELETE FROM files WHERE project = ?", (project,))
+            c.execute("DELETE FROM remote_kv WHERE project = ?", (project,))
+            return True
+
+    def set_paused(self, project: str, kind: str | None, reason: str | None = None) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO projects(project, paused, pause_reason) VALUES(?, ?, ?) "
+                "ON CONFLICT(project) DO UPDATE SET paused = excluded.paused, "
+                "pause_reason = excluded.pause_reason",
+                (project, kind, reason if kind else None),
+            )
+
+    def set_state(self, project: str, state: str, last_error: str | None) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO projects(project, state, last_error) VALUES(?, ?, ?) "
+                "ON CONFLICT(project) DO UPDATE SET state = excluded.state, "
+                "last_error = excluded.last_error",
+                (project, state, last_error),
+            )
+
+    # --- conflicts -----------------------------------------------------------
+
+    def add_conflict(self, project: str, path: str, kept_as: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO conflicts VALUES(?, ?, ?, ?)", (project, path, kept_as, time.time())
+            )
+
+    def conflict_count(self, project: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM conflicts WHERE project = ?", (project,)
+            ).fetchone()
+        return int(row[0])
+
+    def conflicts(self, project: str) -> list[tuple[str, str, float]]:
+        with self._lock:
+            return self._conn.execute(
+                "SELECT path, kept_as, at FROM conflicts WHERE project = ? ORDER BY at",
+                (project,),
+            ).fetchall()
+
+    # --- per-remote bookkeeping (folder ids, create intents) ------------------
+
+    def kv_get(self, project: str, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM remote_kv WHERE project = ? AND key = ?", (project, key)
+            ).fetchone()
+        return row[0] if row else None
+
+    def kv_set(self, project: str, key: str, value: str | None) -> None:
+        with self._tx() as c:
+            if value is None:
+                c.execute("DELETE FROM remote_kv WHERE project = ? AND key = ?", (project, key))
+            else:
+                c.execute("INSERT OR REPLACE INTO remote_kv VALUES(?, ?, ?)", (project, key, value))
+
+    def kv_items(self, project: str, prefix: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key, value FROM remote_kv WHERE project = ? AND key >= ? AND key < ?",
+                (project, prefix, prefix + "\uffff"),
+            ).fetchall()
+        return dict(rows)

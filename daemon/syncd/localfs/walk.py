@@ -1,0 +1,69 @@
+"""A walk of a project folder: its regular files, what could not be read, its symlinks.
+
+The mirror's full scan (``mirror.compare``) and the snapshot selection both
+start here, with the project's ignore rules, so they see the same files.  It
+never follows a symlink and reads no file contents (only ``stat``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .ignore import IgnoreRules
+
+log = logging.getLogger("syncd.scan")
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Walk:
+    """Regular files found (not ignored, not behind a symlink) and what was skipped."""
+
+    files: dict[str, LocalFile] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # unreadable: path → why
+    links: set[str] = field(default_factory=set)  # symlinks: never followed, never mirrored
+
+
+def walk(root: Path, rules: IgnoreRules, under: str = "") -> Walk:
+    """Walk ``root`` (or its subfolder ``under``) without following symlinks."""
+    result = Walk()
+    stack = [under.strip("/")]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = os.path.join(root, rel_dir) if rel_dir else str(root)
+        try:
+            entries = list(os.scandir(abs_dir))
+        except OSError as exc:
+            result.skipped[rel_dir or "."] = f"cannot list folder: {exc.strerror}"
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                if entry.is_symlink():
+                    # Never followed: a link may point out of the project or loop.
+                    result.links.add(rel)
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if not rules.is_ignored(rel, True):
+                        stack.append(rel)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                result.skipped[rel] = f"cannot read: {exc.strerror}"
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # sockets, fifos, devices: nothing to mirror
+            if rules.is_ignored(rel, False):
+                continue
+            result.files[rel] = LocalFile(rel, st.st_size, st.st_mtime_ns)
+    return result

@@ -1,0 +1,1 @@
+"""One-way mirroring of a project folder: coalescing, comparing, the engine, ``sync --once``."""

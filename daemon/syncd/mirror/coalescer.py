@@ -1,0 +1,200 @@
+"""File events → coalesced, settled change sets (no watchdog here: ``service.watcher`` feeds it).
+
+Events only schedule work; they never carry it out.  Each path collects its
+events in a ``Pending`` entry (see ``combine`` for the table), and becomes
+ready once it has been quiet for ``delay`` — or, if it never stops changing,
+once ``max_delay`` has passed since its first event.  The engine re-checks
+every ready path against the disk and the index, so a stale or missing event
+can cost a little work but never a wrong result.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("syncd.watch")
+
+# Past this many pending paths, tracking each one costs more than a walk.
+OVERFLOW_PATHS = 4096
+
+
+class Kind(enum.Enum):
+    CREATED = "created"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+
+
+def combine(prev: Kind | None, new: Kind) -> Kind | None:
+    """The combine table: what one pending path becomes when another event arrives.
+
+    ``None`` means nothing is left to do for the path.
+    """
+    if prev is None:
+        return new
+    table = {
+        (Kind.CREATED, Kind.CREATED): Kind.CREATED,
+        (Kind.CREATED, Kind.MODIFIED): Kind.CREATED,
+        (Kind.CREATED, Kind.DELETED): None,  # never reached the remote
+        (Kind.MODIFIED, Kind.CREATED): Kind.MODIFIED,
+        (Kind.MODIFIED, Kind.MODIFIED): Kind.MODIFIED,
+        (Kind.MODIFIED, Kind.DELETED): Kind.DELETED,
+        (Kind.DELETED, Kind.CREATED): Kind.MODIFIED,  # replaced: an update, not delete+create
+        (Kind.DELETED, Kind.MODIFIED): Kind.MODIFIED,
+        (Kind.DELETED, Kind.DELETED): Kind.DELETED,
+    }
+    return table[(prev, new)]
+
+
+@dataclass
+class Pending:
+    kind: Kind
+    first: float
+    last: float
+    is_dir: bool = False
+    moved_from: str | None = None  # set when the path is the end of a move whose start is known
+
+
+@dataclass
+class Batch:
+    """Settled changes handed to the engine: paths to reconcile and moves to try first."""
+
+    dirty: dict[str, Pending] = field(default_factory=dict)
+    moves: list[tuple[str, str, bool]] = field(default_factory=list)  # (src, dst, is_dir)
+    rescan: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.dirty or self.moves or self.rescan)
+
+
+class Coalescer:
+    """Thread-safe collection of pending paths with a quiet window and a cap."""
+
+    def __init__(
+        self, delay: float, max_delay: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.delay = delay
+        self.max_delay = max_delay
+        self._clock = clock
+        self._pending: dict[str, Pending] = {}
+        self._rescan = False
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def add(self, path: str, kind: Kind, *, is_dir: bool = False) -> None:
+        now = self._clock()
+        with self._cond:
+            old = self._pending.get(path)
+            new_kind = combine(old.kind if old else None, kind)
+            if new_kind is None:
+                del self._pending[path]
+            elif old is None:
+                self._pending[path] = Pending(new_kind, now, now, is_dir)
+            else:
+                old.kind, old.last, old.is_dir = new_kind, now, is_dir
+                if new_kind is Kind.DELETED:
+                    old.moved_from = None
+            self._check_overflow()
+            self._cond.notify_all()
+
+    def move(self, src: str, dst: str, *, is_dir: bool) -> None:
+        """A rename: the destination inherits the source's pending state."""
+        now = self._clock()
+        with self._cond:
+            old = self._pending.pop(src, None)
+            if old is not None and old.kind is Kind.CREATED:
+                # The source never reached the remote: the destination is simply new.
+                entry = Pending(Kind.CREATED, old.first, now, is_dir)
+            else:
+                origin = old.moved_from if old and old.moved_from else src
+                entry = Pending(Kind.MODIFIED, old.first if old else now, now, is_dir, origin)
+            prev_dst = self._pending.get(dst)
+            if prev_dst is not None:
+                entry.first = min(entry.first, prev_dst.first)
+            self._pending[dst] = entry
+            if is_dir:
+                self._rebase_children(src, dst)
+            self._check_overflow()
+            self._cond.notify_all()
+
+    def _rebase_children(self, src: str, dst: str) -> None:
+        old_prefix, new_prefix = src + "/", dst + "/"
+        for path in [p for p in self._pending if p.startswith(old_prefix)]:
+            entry = self._pending.pop(path)
+            if entry.moved_from and entry.moved_from.startswith(old_prefix):
+                entry.moved_from = None  # the folder move carries it
+            self._pending[new_prefix + path[len(old_prefix) :]] = entry
+
+    def request_rescan(self) -> None:
+        with self._cond:
+            self._rescan = True
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _check_overflow(self) -> None:
+        if len(self._pending) > OVERFLOW_PATHS:
+            log.info("more than %d pending paths: falling back to a full scan", OVERFLOW_PATHS)
+            self._pending.clear()
+            self._rescan = True
+
+    def _is_ready(self, p: Pending, now: float) -> bool:
+        return now - p.last >= self.delay or now - p.first >= self.max_delay
+
+    def _next_due(self, now: float) -> float | None:
+        if not self._pending:
+            return None
+        return min(
+            min(p.last + self.delay, p.first + self.max_delay) for p in self._pending.values()
+        )
+
+    def take_ready(self, timeout: float) -> Batch:
+        """Wait up to ``timeout`` seconds until something is ready, and take it."""
+        deadline = self._clock() + timeout
+        with self._cond:
+            while True:
+                now = self._clock()
+                batch = self._take(now)
+                if batch or now >= deadline:
+                    return batch
+                due = self._next_due(now)
+                until = deadline if due is None else min(due, deadline)
+                self._cond.wait(max(0.0, until - now))
+
+    def _take(self, now: float) -> Batch:
+        batch = Batch(rescan=self._rescan)
+        self._rescan = False
+        # Deletions leave together, once the last of them has settled: a storm (rm -r,
+        # an unmount) then reaches the mass-deletion guard whole, not slice by slice.
+        deletions_ready = all(
+            self._is_ready(p, now) for p in self._pending.values() if p.kind is Kind.DELETED
+        )
+        for path, p in list(self._pending.items()):
+            if p.kind is Kind.DELETED and not deletions_ready:
+                continue
+            if self._is_ready(p, now):
+                batch.dirty[path] = self._pending.pop(path)
+                if p.moved_from and p.moved_from != path:
+                    batch.moves.append((p.moved_from, path, p.is_dir))
+        return batch
+
+    def put_back(self, batch: Batch) -> None:
+        """Return a taken batch untouched (the project was paused meanwhile)."""
+        with self._cond:
+            for path, entry in batch.dirty.items():
+                self._pending.setdefault(path, entry)
+            self._rescan = self._rescan or batch.rescan
+
+    def requeue(self, paths: list[str]) -> None:
+        """Paths whose work failed or saw the file change: try again after the quiet window."""
+        for path in paths:
+            self.add(path, Kind.MODIFIED)

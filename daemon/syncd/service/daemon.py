@@ -1,0 +1,418 @@
+"""The daemon's lifecycle: one instance per config, its projects, the scheduler, signals.
+
+Each project gets its ignore rules, a coalescer fed by the shared watcher, a
+remote and a ``MirrorEngine`` running in its own thread.  The daemon only
+wires these together and starts/stops them; every decision about files is
+the engine's.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from ..config import Config, DriveConfig, ProjectConfig, load_config
+from ..db.statedb import StateDB
+from ..errors import ConfigError, SyncdError
+from ..localfs.ignore import IgnoreRules
+from ..mirror.coalescer import Coalescer
+from ..mirror.engine import MirrorEngine
+from ..remotes import open_remote
+from .ipc import Server, socket_path
+from .sd_notify import SystemdNotifier
+from .status import daemon_status, project_status
+from .watcher import Watcher
+
+log = logging.getLogger("syncd.daemon")
+
+RESCAN_INTERVAL_S = 3600  # the hourly safety-net walk
+STOP_GRACE_S = 8.0  # in-flight copies get this long to finish on SIGTERM
+
+
+class InstanceLock:
+    """An flock on a file next to the state db: the kernel drops it when the holder dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SyncdError(
+                f"syncd is already running for this config as pid {holder}",
+                "stop it first, or use `syncd status` to talk to it",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def holder(self) -> int | None:
+        """The pid of a running holder, or None."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class ProjectRuntime:
+    """Everything that runs for one project's mirror."""
+
+    config: ProjectConfig
+    rules: IgnoreRules
+    coalescer: Coalescer
+    engine: MirrorEngine
+    thread: threading.Thread
+    watch: object | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def build_engine(
+    pc: ProjectConfig, db: StateDB, drive: DriveConfig
+) -> tuple[IgnoreRules, Coalescer, MirrorEngine]:
+    """The pieces of one project's mirror, shared by the daemon and `sync --once`."""
+    assert pc.mirror is not None
+    rules = IgnoreRules(pc.path, pc.ignore)
+    coalescer = Coalescer(pc.mirror.delay, pc.mirror.max_delay)
+    if db.bind_target(pc.name, pc.mirror.to.raw):
+        log.info("%s: the target changed to %s; starting a fresh index", pc.name, pc.mirror.to.raw)
+    engine = MirrorEngine(
+        pc.name,
+        pc.path,
+        rules,
+        open_remote(pc.mirror.to, drive=drive, db=db, project=pc.name),
+        db,
+        coalescer,
+        deletions=pc.mirror.deletions,
+        workers=pc.mirror.workers,
+    )
+    return rules, coalescer, engine
+
+
+class Daemon:
+    """``syncd run``: mirrors every project of a config until told to stop."""
+
+    def __init__(self, config: Config, db: StateDB) -> None:
+        self.config = config
+        self.db = db
+        self.started = time.time()
+        self.projects: dict[str, ProjectRuntime] = {}
+        self.config_error: str | None = None
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._watcher: Watcher | None = None
+        self._scheduler = BackgroundScheduler(daemon=True)
+        self._notifier = SystemdNotifier()
+        self._ipc: Server | None = None
+        self.snapshots: dict[str, Any] = {}  # project → SnapshotService
+        self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
+
+    # --- projects ------------------------------------------------------------
+
+    def _start_project(self, pc: ProjectConfig) -> None:
+        if pc.mirror is None:
+            return
+        if pc.mirror.pull:
+            log.warning(
+                "%s: mirror.pull is not implemented yet; %s stay remote-only",
+                pc.name,
+                ", ".join(pc.mirror.pull),
+            )
+        rules, coalescer, engine = build_engine(pc, self.db, self.config.drive)
+        thread = threading.Thread(target=engine.run, name=f"mirror-{pc.name}", daemon=True)
+        rt = ProjectRuntime(pc, rules, coalescer, engine, thread)
+        engine.on_folder_back = lambda: self._rewatch(rt)
+        self.projects[pc.name] = rt
+        self._rewatch(rt)  # watch before the first scan, so no edit falls between them
+        thread.start()
+        log.info("%s: mirroring %s → %s", pc.name, pc.path, pc.mirror.to.raw)
+
+    def _start_snapshots(self, pc: ProjectConfig) -> None:
+        if pc.snapshot is None:
+            return
+        from ..snapshot.service import SnapshotService
+
+        rt = self.projects.get(pc.name)
+        service = SnapshotService(
+            pc,
+            self.db,
+            self.config.kaggle,
+            settled=rt.engine.wait_settled if rt else None,
+            rules=rt.rules if rt else None,
+        )
+        service.install_triggers(self._scheduler)
+        self.snapshots[pc.name] = service
+
+    def _stop_snapshots(self, name: str) -> None:
+        service = self.snapshots.pop(name, None)
+        if service is not None:
+            service.close()
+
+    def _stop_project(self, rt: ProjectRuntime, deadline: float) -> None:
+        if self._watcher is not None and rt.watch is not None:
+            self._watcher.unwatch(rt.watch)
+        rt.engine.stop()
+        rt.thread.join(max(0.1, deadline - time.monotonic()))
+        if rt.thread.is_alive():
+            log.warning(
+                "%s: still busy at shutdown; the next start picks up the rest", rt.config.name
+            )
+        rt.engine.remote.close()
+
+    def _rewatch(self, rt: ProjectRuntime) -> None:
+        assert self._watcher is not None
+        with rt.lock:
+            if rt.watch is not None:
+                self._watcher.unwatch(rt.watch)
+                rt.watch = None
+            if not rt.config.path.is_dir():
+                return  # the engine reports it and calls back when the folder is there
+            try:
+                rt.watch = self._watcher.watch(
+                    rt.config.path,
+                    rt.rules,
+                    rt.coalescer,
+                    on_rules_changed=lambda: self._rules_changed(rt),
+                    on_root_gone=rt.engine.request_scan,
+                )
+            except OSError as exc:
+                log.error(
+                    "%s: cannot watch %s: %s (if it says 'inotify watch limit reached', raise "
+                    "fs.inotify.max_user_watches); falling back to the hourly scan",
+                    rt.config.name,
+                    rt.config.path,
+                    exc,
+                )
+
+    @staticmethod
+    def _rules_changed(rt: ProjectRuntime) -> None:
+        rt.rules.reload()
+        rt.engine.request_scan()
+
+    def _select(self, name: str | None) -> list[ProjectRuntime]:
+        if name is None:
+            return list(self.projects.values())
+        if name not in self.projects:
+            known = ", ".join(self.projects) or "none"
+            raise SyncdError(f"no mirrored project named {name!r} (projects: {known})")
+        return [self.projects[name]]
+
+    # --- requests (IPC) ------------------------------------------------------
+
+    def handle(self, request: dict[str, Any]) -> Any:
+        """One control request from the socket; see ``ipc`` for the framing."""
+        cmd = request["cmd"]
+        project = request.get("project")
+        if project is not None and not isinstance(project, str):
+            raise SyncdError('"project" must be a string')
+        if cmd == "status":
+            return self.status(project)
+        if cmd == "pause":
+            for rt in self._select(project):
+                rt.engine.pause()
+            return self.status(project)
+        if cmd == "resume":
+            for rt in self._select(project):
+                rt.engine.resume(confirm_deletes=bool(request.get("confirm_deletes")))
+            return self.status(project)
+        if cmd == "sync":
+            for rt in self._select(project):
+                rt.engine.request_scan()
+            return self.status(project)
+        if cmd == "snapshot":
+            if project is None:
+                if len(self.snapshots) != 1:
+                    raise SyncdError("name the project to snapshot (syncd snapshot PROJECT)")
+                project = next(iter(self.snapshots))
+            service = self.snapshots.get(project)
+            if service is None:
+                raise SyncdError(f"project {project!r} has no `snapshot:` section in the config")
+            result = service.take(
+                "manual",
+                request.get("message"),
+                force=bool(request.get("force")),
+                wait=bool(request.get("wait")),
+            )
+            return result.to_dict()
+        if cmd == "reload":
+            self.reload()
+            if self.config_error:
+                raise SyncdError(f"kept the previous config: {self.config_error}")
+            return self.status(None)
+        if cmd == "stop":
+            self.request_stop()
+            return {"stopping": True}
+        raise SyncdError(f"unknown command {cmd!r}")
+
+    def status(self, project: str | None = None) -> dict[str, Any]:
+        projects = []
+        for pc in self.config.projects:
+            if project is not None and pc.name != project:
+                continue
+            rt = self.projects.get(pc.name)
+            service = self.snapshots.get(pc.name)
+            projects.append(
+                project_status(
+                    pc,
+                    rt.engine.status() if rt else None,
+                    service.status_block() if service else None,
+                )
+            )
+        if project is not None and not projects:
+            raise SyncdError(f"no project named {project!r}")
+        return daemon_status(projects, self.started, self.config_error)
+
+    def _summary(self) -> str:
+        states = [f"{name} {rt.engine.state.value}" for name, rt in self.projects.items()]
+        return ", ".join(states) or "no projects to mirror"
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._watcher = Watcher()
+        for pc in self.config.projects:
+            self._start_project(pc)
+            self._start_snapshots(pc)
+        self._scheduler.add_job(
+            self.rescan_all,
+            "interval",
+            seconds=RESCAN_INTERVAL_S,
+            id="rescan",
+            coalesce=True,
+            max_instances=1,
+        )
+        self._scheduler.start()
+        self._ipc = Server(socket_path(self.config.path), self.handle)
+        self._ipc.start()
+        self._notifier.ready(self._summary())
+
+    def rescan_all(self) -> None:
+        for rt in self.projects.values():
+            rt.engine.request_scan()
+
+    def reload(self) -> None:
+        """Re-read the config: start added projects, stop removed ones, restart changed ones.
+
+        Queued edits of a restarted project are not lost: its first scan finds them.
+        A broken config keeps the running one and is reported in status.
+        """
+        with self._reload_lock:
+            self._reload_locked()
+
+    def _reload_locked(self) -> None:
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            self.config_error = str(exc)
+            log.error("reload failed, still running the previous config: %s", exc)
+            return
+        self.config_error = None
+        old = {pc.name: pc for pc in self.config.projects}
+        fresh = {pc.name: pc for pc in new.projects}
+        self.config = new
+        deadline = time.monotonic() + STOP_GRACE_S
+        for name, pc in old.items():
+            if fresh.get(name) != pc:
+                log.info(
+                    "%s: %s by the new config", name, "changed" if name in fresh else "removed"
+                )
+                self._stop_snapshots(name)  # its rules, path or dataset may have changed
+                if name in self.projects:
+                    self._stop_project(self.projects.pop(name), deadline)
+        for name, pc in fresh.items():
+            if name not in self.projects and name not in self.snapshots:
+                self._start_project(pc)
+                self._start_snapshots(pc)
+        log.info("config reloaded: %s", self._summary())
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def wait(self) -> None:
+        """The main thread's loop: watchdog pings, status line, reloads, until stopped."""
+        interval = self._notifier.watchdog_interval
+        last_status = ""
+        while not self._stop.wait(min(1.0, interval or 1.0)):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+            summary = self._summary()
+            if summary != last_status:
+                self._notifier.status(summary)
+                last_status = summary
+            if interval and self._engines_alive(interval * 4):
+                self._notifier.watchdog()
+
+    def _engines_alive(self, max_silence: float) -> bool:
+        """Ping systemd's watchdog only while every engine loop still turns."""
+        for name, rt in self.projects.items():
+            if not rt.thread.is_alive() or not rt.engine.alive(max_silence):
+                log.error(
+                    "%s: the mirror engine stopped responding; not pinging the watchdog", name
+                )
+                return False
+        return True
+
+    def stop(self) -> None:
+        log.info("stopping: letting in-flight copies finish")
+        self._notifier.stopping()
+        if self._ipc is not None:
+            self._ipc.close()
+        try:
+            self._scheduler.shutdown(wait=False)
+        except Exception:  # noqa: BLE001 - never block shutdown on the scheduler
+            pass
+        for name in list(self.snapshots):
+            self._stop_snapshots(name)
+        for rt in self.projects.values():
+            rt.engine.stop()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for rt in self.projects.values():
+            self._stop_project(rt, deadline)
+        if self._watcher is not None:
+            self._watcher.stop()
+        log.info("stopped")
+
+    def run_forever(self) -> None:
+        """The foreground daemon: SIGTERM/SIGINT stop it cleanly, SIGHUP reloads the config."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        self.start()
+        try:
+            self.wait()
+        finally:
+            self.stop()

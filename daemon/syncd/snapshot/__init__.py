@@ -1,0 +1,1 @@
+"""Kaggle dataset snapshots: selection, manifest, staging, notes, history, triggers."""

@@ -1,0 +1,513 @@
+"""Snapshots of one project as Kaggle dataset versions: triggers, one at a time, history, status.
+
+Owns the order of a snapshot and nothing below it: check the dataset settings,
+wait (bounded) for the mirror to settle, select files (``snapshot``), decide
+"unchanged" from known md5s before copying anything, stage a consistent copy,
+write the manifest and notes, upload (``kaggle``), record the outcome
+(``snapshot_store``).  Also owns the triggers (cron, interval, new git tags) on
+the daemon's APScheduler, and single flight: triggers that arrive while a
+snapshot runs wait for it and share its result, so two triggers at once make
+one version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC
+from typing import Any
+
+from ..config import KaggleConfig, ProjectConfig
+from ..db.statedb import StateDB
+from ..errors import SyncdError
+from ..localfs.ignore import IgnoreRules
+from ..remotes.kaggle import client as kaggle
+from ..remotes.kaggle.rules import (
+    CLIENT_SKIPS,
+    RESERVED_TOP_LEVEL,
+    DatasetMetadata,
+    dataset_metadata,
+)
+from . import gitinfo
+from .manifest import (
+    SnapshotManifest,
+    SnapshotSelection,
+    StagedSnapshot,
+    compose_notes,
+    diff,
+    human_bytes,
+    iso,
+    known_md5s,
+    manifest_hash,
+    same_as,
+    settle_seconds,
+    stage,
+)
+from .store import SnapshotRecord, SnapshotStore
+
+log = logging.getLogger("syncd.snapshots")
+
+WAKE_JOB = "snapshot-wake"
+WAKE_INTERVAL_S = 30  # the scheduler's own sleep does not count suspend time: see install_triggers
+
+
+def tag_poll_seconds() -> float:
+    try:
+        return float(os.environ.get("SYNCD_GIT_TAG_POLL_S", 10.0))
+    except ValueError:
+        return 10.0
+
+
+@dataclass
+class SnapshotResult:
+    version: int | None  # the Kaggle version number once ready
+    status: str  # "ready" | "failed" | "pending" | "unchanged" | "error"
+    message: str  # one sentence for the user
+    url: str | None
+    files: int
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Flight:
+    trigger: str
+    done: threading.Event
+    result: SnapshotResult | None = None
+    error: BaseException | None = None
+
+
+def _noop() -> None:
+    """The wake job: its only effect is that the scheduler looks at its clock again."""
+
+
+class SnapshotService:
+    """Snapshots of one project that has a ``snapshot:`` section."""
+
+    def __init__(
+        self,
+        project: ProjectConfig,
+        db: StateDB,
+        kaggle: KaggleConfig,
+        *,
+        settled: Callable[[float], bool] | None = None,
+        rules: IgnoreRules | None = None,
+    ) -> None:
+        if project.snapshot is None:
+            raise SyncdError(f"project {project.name!r} has no `snapshot:` section")
+        self.project = project
+        self.cfg = project.snapshot
+        self.kaggle_config = kaggle
+        self.db = db
+        self.store = SnapshotStore(db, project.name, self.cfg.dataset)
+        self._settled = settled
+        self._rules = rules
+        self._own_rules: IgnoreRules | None = None
+        self._lock = threading.Lock()
+        self._flight: _Flight | None = None
+        self._closed = threading.Event()
+        self._scheduler: Any = None
+        self._timed_jobs: list[str] = []
+        self._jobs: list[str] = []
+        self._threads: list[threading.Thread] = []
+        self._last = self.store.get("last_attempt") or {}
+
+    @property
+    def name(self) -> str:
+        return self.project.name
+
+    # --- taking a snapshot ------------------------------------------------------------------
+
+    def take(
+        self,
+        trigger: str,
+        message: str | None = None,
+        *,
+        force: bool = False,
+        wait: bool = True,
+        progress: bool = False,
+    ) -> SnapshotResult:
+        """One snapshot now, or the result of the one already running (single flight)."""
+        return self._single_flight(trigger, message, force, wait, progress, join=True)
+
+    def _single_flight(
+        self,
+        trigger: str,
+        message: str | None,
+        force: bool,
+        wait: bool,
+        progress: bool,
+        *,
+        join: bool,
+    ) -> SnapshotResult:
+        """Lead a new snapshot, or share the running one's result (``join``) or wait it out."""
+        while True:
+            with self._lock:
+                flight = self._flight
+                if flight is None:
+                    flight = self._flight = _Flight(trigger, threading.Event())
+                    break
+            if join:
+                log.info(
+                    "%s: %s joins the running snapshot (%s)", self.name, trigger, flight.trigger
+                )
+                flight.done.wait()
+                if flight.error is not None:
+                    raise flight.error
+                assert flight.result is not None
+                return flight.result
+            flight.done.wait()
+        try:
+            flight.result = self._take(trigger, message, force, wait, progress)
+            return flight.result
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                self._flight = None
+            flight.done.set()
+
+    def _take(
+        self, trigger: str, message: str | None, force: bool, wait: bool, progress: bool
+    ) -> SnapshotResult:
+        started = time.time()
+        self._remember("running", started)
+        try:
+            result = self._snapshot(trigger, message, force, wait, progress, started)
+        except SyncdError as exc:
+            self._remember("error", started)
+            log.error("%s: snapshot failed: %s", self.name, exc)
+            raise
+        except Exception:
+            self._remember("error", started)
+            raise
+        self._remember(result.status, started)
+        log.info("%s: %s", self.name, result.message)
+        return result
+
+    def _selection(self) -> SnapshotSelection:
+        rules = self._rules
+        if rules is None:
+            # No mirror shares its rules with us: keep one set (it warns about a secret once
+            # per process) and re-read the .gitignore files for each snapshot.
+            if self._own_rules is None:
+                self._own_rules = IgnoreRules(self.project.path, self.project.ignore)
+            else:
+                self._own_rules.reload()
+            rules = self._own_rules
+        return SnapshotSelection(
+            self.project.path,
+            rules,
+            self.cfg.include,
+            self.cfg.exclude,
+            extra_exclude=CLIENT_SKIPS,
+            reserved=RESERVED_TOP_LEVEL,
+        )
+
+    def _snapshot(
+        self,
+        trigger: str,
+        message: str | None,
+        force: bool,
+        wait: bool,
+        progress: bool,
+        started: float,
+    ) -> SnapshotResult:
+        meta = dataset_metadata(self.name, self.cfg)  # refuse bad settings before any work
+        root = self.project.path
+        if not root.is_dir():
+            raise SyncdError(f"{self.name}: the project folder {root} is missing")
+        if self._settled is not None and not self._settled(settle_seconds()):
+            log.warning(
+                "%s: the mirror still has pending edits; snapshotting the folder as it is now",
+                self.name,
+            )
+        files = self._selection().files()
+        index = (
+            {p: (r.size, r.mtime_ns, r.md5) for p, r in self.db.files(self.name).items()}
+            if self.project.mirror is not None
+            else {}
+        )
+        cache = self.store.hash_cache()
+        last = self.store.last_uploaded()
+        if last is not None and not force:
+            same, hashed = same_as(root, files, known_md5s(files, index, cache), last[1])
+            fresh = {p: (files[p].size, files[p].mtime_ns, md5) for p, md5 in hashed.items()}
+            self.store.save_hashes(fresh, cache, files)
+            cache = {p: row for p, row in {**cache, **fresh}.items() if p in files}
+            if same:
+                return self._unchanged(last[0])
+
+        session = kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed)  # fail fast
+        with _bar(progress, "staging", sum(f.size for f in files.values())) as tick:
+            staged = stage(root, files, progress=tick)
+        try:
+            current = {p: (e.size, staged.mtimes[p], e.md5) for p, e in staged.files.items()}
+            self.store.save_hashes(current, cache, staged.files)
+            digest = manifest_hash(staged.files)
+            if last is not None and not force and digest == last[0].manifest_hash:
+                return self._unchanged(last[0])  # only mtimes had changed
+            git = gitinfo.git_info(root)
+            notes = compose_notes(
+                message=message,
+                trigger=trigger,
+                git=git,
+                files=staged.files,
+                changes=diff(last[1], staged.files) if last is not None else None,
+                since_version=last[0].version if last is not None else None,
+                mtimes=staged.mtimes,
+                left_out=staged.left_out,
+            )
+            manifest = SnapshotManifest(self.name, started, trigger, staged.files, message, git)
+            manifest.write(staged.folder)
+            meta.write(staged.folder)
+            self._resolve_pending(session)
+            return self._upload(session, meta, staged, notes, trigger, wait, progress)
+        finally:
+            staged.cleanup()
+
+    def _upload(
+        self,
+        session: kaggle.KaggleDatasets,
+        meta: DatasetMetadata,
+        staged: StagedSnapshot,
+        notes: str,
+        trigger: str,
+        wait: bool,
+        progress: bool,
+    ) -> SnapshotResult:
+        files = staged.files
+        size = sum(entry.size for entry in files.values())
+        # "uploading" until Kaggle accepted the version: a crash in between must not leave a
+        # row that later snapshots would call "unchanged since".
+        row = self.store.add(
+            trigger=trigger,
+            notes=notes,
+            files=files,
+            manifest_hash=manifest_hash(files),
+            status="uploading",
+        )
+        try:
+            with _bar(progress, "uploading", None) as tick:
+                session.progress = tick
+                done = session.publish(staged.folder, meta, notes, wait=False)
+        except BaseException:
+            self.store.update(row, status="error")
+            raise
+        self.store.update(row, status="pending")
+        if wait:
+            try:
+                done = session.finish(meta.ref, done.created)
+            except SyncdError:
+                self._poll_later(row, session)  # uploaded: the version may still become ready
+                raise
+        self.store.update(row, status=done.status, version=done.version, url=done.url)
+        if done.status == "pending":
+            self._poll_later(row, session)
+        message = self._message(done.status, done.version, done.url, len(files), size)
+        return SnapshotResult(done.version, done.status, message, done.url, len(files), size)
+
+    def _unchanged(self, last: SnapshotRecord) -> SnapshotResult:
+        since = f"v{last.version}" if last.version is not None else "the last snapshot"
+        return SnapshotResult(
+            version=last.version,
+            status="unchanged",
+            message=f"unchanged since {since}; nothing uploaded (use --force to upload anyway)",
+            url=last.url,
+            files=last.files,
+            bytes=last.bytes,
+        )
+
+    def _message(
+        self, status: str, version: int | None, url: str | None, files: int, size: int
+    ) -> str:
+        what = f"{files} files, {human_bytes(size)}"
+        ref = self.cfg.dataset
+        if status == "ready":
+            return f"{ref} v{version} is ready ({what}): {url}"
+        if status == "pending":
+            return f"{ref}: uploaded a new version ({what}); Kaggle is processing it: {url}"
+        return f"{ref}: Kaggle could not process the new version ({what}); see {url}"
+
+    # --- pending versions -------------------------------------------------------------------
+
+    def _resolve_pending(self, session: kaggle.KaggleDatasets) -> None:
+        """Versions uploaded without waiting: find out how processing ended."""
+        pending = self.store.pending()
+        if not pending:
+            return
+        done = session.finish(self.cfg.dataset)
+        # The newest upload is the dataset's newest version; older ones (if any) were
+        # superseded before anyone learned their numbers.
+        self.store.update(pending[0].id, status=done.status, version=done.version, url=done.url)
+        for record in pending[1:]:
+            self.store.update(record.id, status=done.status)
+
+    def _poll_later(self, row: int, session: kaggle.KaggleDatasets) -> None:
+        def poll() -> None:
+            try:
+                done = session.finish(self.cfg.dataset)
+                if self._closed.is_set():
+                    return  # `syncd snapshot` without a daemon has exited: the next one asks
+                self.store.update(row, status=done.status, version=done.version, url=done.url)
+                self._remember(done.status, time.time())
+            except Exception as exc:  # noqa: BLE001 - a background poll only informs
+                if not self._closed.is_set():
+                    log.warning("%s: could not learn how processing ended: %s", self.name, exc)
+                return
+            log.info("%s: %s v%s is %s", self.name, self.cfg.dataset, done.version, done.status)
+
+        self._spawn(poll, f"snapshot-poll-{self.name}")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    # --- status and history -----------------------------------------------------------------
+
+    def _remember(self, status: str, at: float) -> None:
+        self._last = {"status": status, "at": at}
+        if status != "running":
+            self.store.set("last_attempt", self._last)
+
+    def status_block(self) -> dict[str, Any]:
+        """The ``snapshot`` object of ``syncd status --json``."""
+        block = self.store.status_block()
+        block["status"] = self._last.get("status") or block["status"]  # incl. "running"
+        block["next_at"] = self._next_at()
+        return block
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every recorded upload, newest first."""
+        return [record.to_dict() for record in self.store.history()]
+
+    def _next_at(self) -> str | None:
+        if self._scheduler is None:
+            return None
+        times = []
+        for job_id in self._timed_jobs:
+            job = self._scheduler.get_job(job_id)
+            when = getattr(job, "next_run_time", None) if job is not None else None
+            if when is not None:
+                times.append(when.astimezone(UTC).timestamp())
+        return iso(min(times)) if times else None
+
+    # --- triggers ---------------------------------------------------------------------------
+
+    def install_triggers(self, scheduler: Any) -> None:
+        """Cron and interval snapshots and the git tag poll, on the daemon's scheduler.
+
+        A run missed while the machine slept runs once when it wakes: coalesce folds
+        the missed runs into one, and no grace limit drops it for being late.  The
+        scheduler sleeps on a monotonic clock that stops during suspend, so a small
+        job every 30 s makes it look at the wall clock soon after waking.
+        """
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self._scheduler = scheduler
+        once = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+        late_ok = {**once, "misfire_grace_time": None}
+        timed = []
+        if self.cfg.schedule:
+            timed.append(("schedule", CronTrigger.from_crontab(self.cfg.schedule)))
+        if self.cfg.every:
+            timed.append(("every", IntervalTrigger(seconds=self.cfg.every)))
+        for kind, trigger in timed:
+            job_id = f"snapshot:{self.name}:{kind}"
+            scheduler.add_job(self._triggered, trigger, args=["schedule"], id=job_id, **late_ok)
+            self._timed_jobs.append(job_id)
+            self._jobs.append(job_id)
+        if timed:
+            wake = IntervalTrigger(seconds=WAKE_INTERVAL_S)
+            scheduler.add_job(_noop, wake, id=WAKE_JOB, **once)
+        if self.cfg.on_git_tag:
+            job_id = f"snapshot:{self.name}:git-tags"
+            every = IntervalTrigger(seconds=tag_poll_seconds())
+            scheduler.add_job(self.poll_tags, every, id=job_id, **once)
+            self._jobs.append(job_id)
+            self.poll_tags()  # remembers the tags that exist now, or catches up after downtime
+        self.store.interrupted()  # the daemon starts: no upload of ours is in flight
+        if self.store.pending():
+            self._spawn(self._resolve_pending_quietly, f"snapshot-resolve-{self.name}")
+
+    def _resolve_pending_quietly(self) -> None:
+        try:
+            self._resolve_pending(kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed))
+        except SyncdError as exc:
+            log.warning("%s: could not learn how processing ended: %s", self.name, exc)
+
+    def _triggered(self, trigger: str, message: str | None = None, tag: bool = False) -> None:
+        if self._closed.is_set():
+            return
+        try:
+            # A tag is a person naming this state: it gets its own version (and its notes on
+            # Kaggle) even when the files equal the last snapshot's or another trigger runs.
+            self._single_flight(trigger, message, tag, wait=True, progress=False, join=not tag)
+        except SyncdError:
+            pass  # logged by take(); status shows it
+        except Exception:  # noqa: BLE001 - a scheduled job must not die silently
+            log.exception("%s: snapshot (%s) failed", self.name, trigger)
+
+    def poll_tags(self) -> None:
+        """Snapshot when a git tag appears (or moves); the first look only remembers the tags."""
+        if self._flight is not None or self._closed.is_set():
+            return  # a tag made during a snapshot is seen once it is over, and gets its own
+        tags = gitinfo.list_tags(self.project.path)
+        if tags is None:
+            return
+        known = self.store.get("git_tags")
+        if tags == known:
+            return
+        self.store.set("git_tags", tags)
+        if known is None:
+            return
+        new = [name for name, target in tags.items() if known.get(name) != target]
+        if not new:
+            return
+        details = gitinfo.tag_details(self.project.path, new)
+        tag = details[0] if details else gitinfo.GitTag(new[0], tags[new[0]], "")
+        trigger = f"git tag {tag.name}" + (f" (+{len(new) - 1} more)" if len(new) > 1 else "")
+        log.info("%s: new %s", self.name, trigger)
+        self._spawn(lambda: self._triggered(trigger, tag.message or None, True), "snapshot-tag")
+
+    def close(self) -> None:
+        """Stop triggers and background polls (an upload in progress is cancelled)."""
+        self._closed.set()
+        if self._scheduler is not None:
+            for job_id in self._jobs:
+                try:
+                    self._scheduler.remove_job(job_id)
+                except Exception:  # noqa: BLE001 - already gone, or the scheduler is shut down
+                    pass
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+
+@contextmanager
+def _bar(enabled: bool, label: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm byte counter on stderr when asked (a TTY), else nothing."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(
+        total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr
+    ) as bar:
+        yield bar.update
+
+
+def check_kaggle_credentials(config: KaggleConfig) -> str:
+    """For ``syncd auth kaggle``: one cheap call; the sentence to print, or a SyncdError."""
+    return kaggle.check_credentials(config)
