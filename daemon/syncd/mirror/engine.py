@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import sqlite3
 import stat
 import threading
@@ -32,6 +31,7 @@ from ..fileio import conflict_name, md5_file, open_source
 from ..localfs.ignore import IgnoreRules
 from ..localfs.walk import walk
 from ..remotes.base import Remote, RemoteEntry
+from ..retry import ENGINE_OPERATIONS, ENGINE_RECOVERY_REMOTE, ENGINE_RECOVERY_UNEXPECTED
 from .coalescer import Coalescer
 from .compare import compare
 from .model import MirrorStatus, PauseKind, ProjectState
@@ -40,15 +40,7 @@ log = logging.getLogger("syncd.mirror")
 
 GUARD_MIN_FILES = 50  # mass-deletion guard: at least this many files...
 GUARD_SHARE = 0.5  # ...and more than this share of the tracked files, in one batch
-RETRIES = 3
 UPLOAD_SLICE = 512  # uploads handed to the pool at a time
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 60.0
-
-
-def _backoff(attempt: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
-    """Exponential backoff with full jitter (so many clients don't retry in lockstep)."""
-    return random.uniform(0, min(cap, base * 2**attempt))
 
 
 def _entry(rec: FileRecord | None) -> RemoteEntry | None:
@@ -246,7 +238,7 @@ class MirrorEngine:
                 self._set_state(ProjectState.ERROR, self._global_error)
                 self._needs_scan = True
                 self._wake.clear()
-                self._wake.wait(_backoff(failures, base=2.0, cap=60.0) + 1.0)
+                self._wake.wait(ENGINE_RECOVERY_UNEXPECTED.delay(failures))
 
     def _wait_paused(self) -> None:
         self._wake.wait(1.0)
@@ -265,7 +257,7 @@ class MirrorEngine:
         self._set_state(state, str(exc))
         self._needs_scan = True  # whatever happened meanwhile, the walk finds it
         self._wake.clear()
-        self._wake.wait(_backoff(failures, base=1.0, cap=30.0) + 0.5)
+        self._wake.wait(ENGINE_RECOVERY_REMOTE.delay(failures))
 
     # --- full scan -----------------------------------------------------------
 
@@ -450,14 +442,12 @@ class MirrorEngine:
     # --- operations ----------------------------------------------------------
 
     def _retry(self, op: Callable[[], None]) -> None:
-        for attempt in range(RETRIES):
-            try:
-                op()
-                return
-            except TransientError:
-                if attempt == RETRIES - 1 or self._stop.is_set():
-                    raise
-                time.sleep(_backoff(attempt))
+        """Operation-level retries (``retry.ENGINE_OPERATIONS``) on top of the transport's."""
+        ENGINE_OPERATIONS.run(
+            op,
+            retry_if=lambda exc: isinstance(exc, TransientError),
+            give_up=self._stop.is_set,
+        )
 
     def _run_uploads(self, paths: list[str]) -> None:
         if not paths:

@@ -21,7 +21,6 @@ import http.client
 import json
 import logging
 import os
-import random
 import ssl
 import threading
 import time
@@ -36,6 +35,7 @@ from googleapiclient.http import HttpRequest, MediaUpload
 from oauth2client.client import AccessTokenCredentialsError, AccessTokenRefreshError
 
 from ...errors import AuthRequired, TransientError
+from ...retry import DRIVE_REQUESTS
 
 log = logging.getLogger("syncd.gdrive")
 
@@ -51,9 +51,7 @@ if not log.isEnabledFor(logging.DEBUG):
 
 MULTIPART_MAX = 5 * 1024 * 1024  # up to here one request; above, resumable chunks
 CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
-ATTEMPTS = 5  # tries per request before the engine hears about it (it retries on top)
-BACKOFF_BASE = 0.25
-BACKOFF_CAP = 8.0
+ATTEMPTS = DRIVE_REQUESTS.attempts  # tries per request before the engine hears about it
 RETRY_AFTER_CAP = 60.0
 RATE_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "dailyLimitExceeded"}
 REVOKED = ("Google Drive access was revoked or expired", "run `syncd auth drive`")
@@ -179,8 +177,8 @@ def classify(exc: BaseException) -> Exception | None:
 
 
 def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter, so parallel workers do not retry in lockstep."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+    """The request-level wait (``syncd.retry``: one formula, full jitter)."""
+    return DRIVE_REQUESTS.delay(attempt)
 
 
 # --------------------------------------------------------------------------- media

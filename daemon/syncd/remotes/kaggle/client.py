@@ -28,7 +28,6 @@ import importlib.util
 import io
 import logging
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from typing import Any
 import requests
 
 from ...config import KaggleConfig
+from ...retry import kaggle_requests
 from .rules import (
     SETTINGS_URL,
     TERMINAL,
@@ -312,7 +312,7 @@ class KaggleDatasets:
         limit = max_attempts()
         wait = retry_after(exc)
         if wait is None:
-            wait = min(60.0, backoff() * 2 ** (attempt - 1)) * (0.5 + random.random())
+            wait = kaggle_requests(limit, backoff()).delay(attempt - 1)
         log.info("%s: %s; retry %d of %d in %.1f s", what, short(exc), attempt, limit - 1, wait)
         self._sleep(wait)
 
