@@ -1,11 +1,8 @@
-"""The configuration file: YAML → typed, validated, frozen dataclasses.
+"""Reading ``config.yaml``: YAML nodes checked against one schema table → ``model`` dataclasses.
 
-This module owns the shape of ``config.yaml`` (one schema table below), the
-``KIND:PATH`` remote addresses, durations such as ``1s`` or ``6h``, the default
-config location and the text ``syncd init`` writes. Every problem is raised as
-one :class:`~syncd.errors.ConfigError` sentence naming the file, the line and
-the key path, e.g. ``config.yaml:12: projects[0].mirror.delay: '1x' is not a
-duration (use e.g. 500ms, 1s, 10m)``.
+Every problem is raised as one :class:`~syncd.errors.ConfigError` sentence naming
+the file, the line and the key path, e.g. ``config.yaml:12: projects[0].mirror.delay:
+'1x' is not a duration (use e.g. 500ms, 1s, 10m)``.
 
 Line numbers come from walking the node tree of ``yaml.compose`` rather than
 the loaded objects, which have forgotten where they came from.
@@ -13,235 +10,30 @@ the loaded objects, which have forgotten where they came from.
 
 from __future__ import annotations
 
-import datetime
 import difflib
-import json
-import math
-import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import platformdirs
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError
-
-_APP = "syncd"
-
-
-def _config_dir() -> Path:
-    return platformdirs.user_config_path(_APP)
-
-
-@dataclass(frozen=True)
-class RemoteAddress:
-    raw: str  # as written, e.g. "gdrive:/syncd/cifar"; also how status shows it
-    kind: str  # "local" | "gdrive"
-    path: str | None  # local: absolute folder; gdrive: "/a/b" ("/" allowed); None for id form
-    folder_id: str | None  # gdrive:id=<folderId> only
-
-    def __str__(self) -> str:
-        return self.raw
-
-
-@dataclass(frozen=True)
-class DriveConfig:
-    credentials: Path = field(default_factory=lambda: _config_dir() / "drive-credentials.json")
-    client_secrets: Path = field(default_factory=lambda: _config_dir() / "client_secrets.json")
-    service_account_key: Path | None = None
-    endpoint: str = "https://www.googleapis.com/"
-    scope: str = "file"  # "file" (drive.file: only what syncd created) | "full"
-    requests_per_second: float = 8.0
-    timeout: float = 60.0  # seconds
-
-
-@dataclass(frozen=True)
-class KaggleConfig:
-    endpoint: str | None = None  # None: the kaggle client's production default
-
-
-@dataclass(frozen=True)
-class MirrorConfig:
-    to: RemoteAddress
-    delay: float = 1.0  # seconds of quiet after the last change
-    max_delay: float = 10.0  # seconds; a file that never settles still goes
-    deletions: str = "trash"  # "trash" | "keep"
-    pull: tuple[str, ...] = ()  # subfolders brought back from the remote, as "outputs/"
-    workers: int = 4  # 1..32
-
-
-@dataclass(frozen=True)
-class SnapshotConfig:
-    dataset: str  # "owner/slug"; Kaggle's finer rules are checked where datasets are made
-    title: str | None = None
-    private: bool = True
-    license: str = "other"
-    schedule: str | None = None  # a valid 5-field cron expression
-    every: float | None = None  # seconds
-    on_git_tag: bool = False
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ProjectConfig:
-    name: str  # [A-Za-z0-9][A-Za-z0-9._-]*, unique
-    path: Path  # absolute and resolved; existence is checked by the daemon, per project
-    mirror: MirrorConfig | None  # None for a snapshot-only project
-    ignore: tuple[str, ...] = ()
-    snapshot: SnapshotConfig | None = None
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path  # the config file, absolute
-    drive: DriveConfig
-    kaggle: KaggleConfig
-    projects: tuple[ProjectConfig, ...]
-
-    def project(self, name: str) -> ProjectConfig:
-        for project in self.projects:
-            if project.name == name:
-                return project
-        names = ", ".join(p.name for p in self.projects)
-        raise ConfigError(f"no project named {name!r} in {self.path}", f"projects: {names}")
-
-
-# --- small parsers, public because the CLI and the daemon reuse them ---------------------------
-
-_DURATION_HINT = "use e.g. 500ms, 1s, 10m"
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
-
-
-def parse_duration(text: str | int | float) -> float:
-    """Seconds from ``500ms``, ``1.5s``, ``10m``, ``2h``, ``1d``, ``1h30m`` or a bare number."""
-    # bool is an int subclass; ``delay: yes`` must not mean one second.
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a duration ({_DURATION_HINT})")
-    if isinstance(text, int | float):
-        seconds = float(text)
-    else:
-        spec = text.strip().replace(" ", "")
-        if spec.startswith("-"):
-            raise ValueError(f"{text!r} is negative (a duration must be 0 or more)")
-        try:
-            seconds = float(spec)
-        except ValueError:
-            if not spec or _DURATION_PART.sub("", spec):
-                raise ValueError(f"{text!r} is not a duration ({_DURATION_HINT})") from None
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(spec))
-    if not math.isfinite(seconds):
-        raise ValueError(f"{text!r} is not a duration ({_DURATION_HINT})")
-    if seconds < 0:
-        raise ValueError(f"{text!r} is negative (a duration must be 0 or more)")
-    return seconds
-
-
-_DRIVE_ID = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def parse_address(raw: str, base_dir: Path) -> RemoteAddress:
-    """``local:PATH``, ``gdrive:/PATH`` or ``gdrive:id=FOLDER_ID`` (rclone's ``KIND:PATH``)."""
-    kind, sep, rest = raw.partition(":")
-    if not sep or kind not in ("local", "gdrive"):
-        raise ValueError(
-            f"{raw!r} is not a remote address (use local:/some/dir or gdrive:/syncd/NAME)"
-        )
-    if kind == "local":
-        if not rest.strip():
-            raise ValueError("local: needs a folder, e.g. local:/mnt/usb/NAME")
-        return RemoteAddress(raw, "local", str(resolve_path(rest, base_dir)), None)
-    if rest.startswith("id="):
-        folder_id = rest[3:]
-        if not _DRIVE_ID.fullmatch(folder_id):
-            raise ValueError(
-                f"{folder_id!r} is not a Drive folder id (copy it from the folder URL)"
-            )
-        return RemoteAddress(raw, "gdrive", None, folder_id)
-    if not rest.startswith("/"):
-        raise ValueError(
-            f"{raw!r}: a Drive path must start with / (e.g. gdrive:/syncd/NAME) or be gdrive:id=ID"
-        )
-    parts = [p for p in rest.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ValueError(f"{raw!r}: '..' is not allowed in a Drive path")
-    return RemoteAddress(raw, "gdrive", "/" + "/".join(parts), None)
-
-
-def resolve_path(text: str, base_dir: Path) -> Path:
-    """``~`` expanded, relative paths taken from ``base_dir`` (the config file's folder)."""
-    try:
-        path = Path(text.strip()).expanduser()
-    except RuntimeError as exc:  # "~nobody/..." when that user does not exist
-        raise ValueError(f"{text!r}: {exc}") from None
-    return (base_dir / path).resolve()
-
-
-def default_config_path() -> Path:
-    """``$SYNCD_CONFIG`` if set, else ``config.yaml`` in the platform's config folder."""
-    env = os.environ.get("SYNCD_CONFIG")
-    return Path(env).expanduser() if env else _config_dir() / "config.yaml"
-
-
-# --- value checks used by the schema (each raises ValueError with a short reason) -------------
-
-
-def _matching(pattern: str, what: str) -> Callable[[str], str]:
-    compiled = re.compile(pattern)
-
-    def check(text: str) -> str:
-        if not compiled.fullmatch(text):
-            raise ValueError(f"{text!r} is not {what}")
-        return text
-
-    return check
-
-
-_project_name = _matching(r"[A-Za-z0-9][A-Za-z0-9._-]*", "a name (letters, digits, . _ -)")
-_dataset = _matching(r"[^/\s]+/[^/\s]+", "owner/slug (e.g. alice/cifar-code)")
-_url = _matching(r"https?://[^/\s]+\S*", "an http(s) URL")
-
-
-def _cron(text: str) -> str:
-    # Imported here: apscheduler costs ~30 ms, and `syncd status` should not pay it.
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        # The timezone only matters for firing times; a fixed one keeps validation independent
-        # of the machine's local zone configuration.
-        CronTrigger.from_crontab(text, timezone=datetime.UTC)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a cron schedule ({exc})") from None
-    return text
-
-
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError(f"must be more than 0, got {value:g}")
-    return value
-
-
-def _workers(value: int) -> int:
-    if not 1 <= value <= 32:
-        raise ValueError(f"must be from 1 to 32, got {value}")
-    return value
-
-
-def _subfolder(text: str) -> str:
-    """``outputs``, ``/outputs``, ``./outputs/`` → ``outputs/`` (relative to the project)."""
-    parts = [p for p in PurePosixPath(text.strip()).parts if p not in ("/", ".")]
-    if not parts:
-        raise ValueError(f"{text!r}: name a subfolder (e.g. outputs/), not the whole project")
-    if ".." in parts:
-        raise ValueError(f"{text!r}: '..' would leave the project folder")
-    return "/".join(parts) + "/"
-
+from .model import Config, DriveConfig, KaggleConfig, MirrorConfig, ProjectConfig, SnapshotConfig
+from .values import (
+    cron_schedule,
+    dataset_ref,
+    http_url,
+    parse_address,
+    parse_duration,
+    positive,
+    project_name,
+    resolve_path,
+    subfolder,
+    worker_count,
+)
 
 # --- the schema: one table per section; keys are the dataclass field names --------------------
 
@@ -259,33 +51,33 @@ _DRIVE = {
     "credentials": _Field("path"),
     "client_secrets": _Field("path"),
     "service_account_key": _Field("path"),
-    "endpoint": _Field("str", check=_url),
+    "endpoint": _Field("str", check=http_url),
     "scope": _Field("str", choices=("file", "full")),
-    "requests_per_second": _Field("number", check=_positive),
-    "timeout": _Field("duration", check=_positive),
+    "requests_per_second": _Field("number", check=positive),
+    "timeout": _Field("duration", check=positive),
 }
-_KAGGLE = {"endpoint": _Field("str", check=_url)}
+_KAGGLE = {"endpoint": _Field("str", check=http_url)}
 _MIRROR = {
     "to": _Field("address", required=True),
     "delay": _Field("duration"),
-    "max_delay": _Field("duration", check=_positive),
+    "max_delay": _Field("duration", check=positive),
     "deletions": _Field("str", choices=("trash", "keep")),
-    "pull": _Field("strings", check=_subfolder),
-    "workers": _Field("int", check=_workers),
+    "pull": _Field("strings", check=subfolder),
+    "workers": _Field("int", check=worker_count),
 }
 _SNAPSHOT = {
-    "dataset": _Field("str", required=True, check=_dataset),
+    "dataset": _Field("str", required=True, check=dataset_ref),
     "title": _Field("str"),
     "private": _Field("bool"),
     "license": _Field("str"),
-    "schedule": _Field("str", check=_cron),
-    "every": _Field("duration", check=_positive),
+    "schedule": _Field("str", check=cron_schedule),
+    "every": _Field("duration", check=positive),
     "on_git_tag": _Field("bool"),
     "include": _Field("strings"),
     "exclude": _Field("strings"),
 }
 _PROJECT = {
-    "name": _Field("str", required=True, check=_project_name),
+    "name": _Field("str", required=True, check=project_name),
     "path": _Field("path", required=True),
     "mirror": _Field("section", schema=_MIRROR),
     "ignore": _Field("strings"),
@@ -513,37 +305,3 @@ def load_config(path: Path) -> Config:
         kaggle=KaggleConfig(**kaggle.values) if kaggle else KaggleConfig(),
         projects=tuple(projects),
     )
-
-
-def render_initial_config(project_dir: Path, name: str) -> str:
-    """The config ``syncd init DIR`` writes: one project mirrored to ``gdrive:/syncd/<name>``."""
-    _project_name(name)  # the name becomes part of a Drive path and a YAML scalar unquoted
-    folder = json.dumps(str(Path(project_dir).expanduser().resolve()), ensure_ascii=False)
-    drive = DriveConfig()
-    return f"""\
-# syncd configuration, written by `syncd init`. config.example.yaml describes every key.
-# Check it with `syncd doctor`; set up Drive access with `syncd auth drive`.
-
-# drive:
-#   credentials: {drive.credentials}   # OAuth token (`syncd auth drive`)
-#   client_secrets: {drive.client_secrets}   # your "Desktop app" OAuth client
-#   scope: file                      # file: only what syncd created | full: all of Drive
-
-projects:
-  - name: {name}
-    path: {folder}
-    mirror:
-      # gdrive:/syncd/<name> is recommended: the default drive.file scope only sees folders
-      # syncd created. Also possible: gdrive:id=<folderId>, or local:/some/dir for a plain folder.
-      to: gdrive:/syncd/{name}
-      delay: 1s                      # quiet time after the last change
-      max_delay: 10s                 # a file that never stops changing still goes
-      deletions: trash               # trash | keep
-      pull: []                       # e.g. [outputs/]: bring Colab's results back home
-    ignore: []                       # e.g. ["*.ckpt", "data/raw/"]; plus .gitignore/.syncignore
-    # snapshot:                      # a Kaggle dataset version on demand, schedule or git tag
-    #   dataset: your-kaggle-name/{name.lower()}
-    #   private: true
-    #   schedule: "0 3 * * *"        # cron, optional
-    #   on_git_tag: false
-"""

@@ -1,0 +1,95 @@
+"""The configuration as the rest of syncd sees it: frozen dataclasses, already checked.
+
+``loader`` builds them from the file; nothing else constructs them except tests
+and the defaults below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from ..errors import ConfigError
+
+APP = "syncd"
+
+
+def config_dir() -> Path:
+    """The platform's config folder for syncd (``~/.config/syncd`` on Linux)."""
+    return platformdirs.user_config_path(APP)
+
+
+@dataclass(frozen=True)
+class RemoteAddress:
+    raw: str  # as written, e.g. "gdrive:/syncd/cifar"; also how status shows it
+    kind: str  # "local" | "gdrive"
+    path: str | None  # local: absolute folder; gdrive: "/a/b" ("/" allowed); None for id form
+    folder_id: str | None  # gdrive:id=<folderId> only
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+@dataclass(frozen=True)
+class DriveConfig:
+    credentials: Path = field(default_factory=lambda: config_dir() / "drive-credentials.json")
+    client_secrets: Path = field(default_factory=lambda: config_dir() / "client_secrets.json")
+    service_account_key: Path | None = None
+    endpoint: str = "https://www.googleapis.com/"
+    scope: str = "file"  # "file" (drive.file: only what syncd created) | "full"
+    requests_per_second: float = 8.0
+    timeout: float = 60.0  # seconds
+
+
+@dataclass(frozen=True)
+class KaggleConfig:
+    endpoint: str | None = None  # None: the kaggle client's production default
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    to: RemoteAddress
+    delay: float = 1.0  # seconds of quiet after the last change
+    max_delay: float = 10.0  # seconds; a file that never settles still goes
+    deletions: str = "trash"  # "trash" | "keep"
+    pull: tuple[str, ...] = ()  # subfolders brought back from the remote, as "outputs/"
+    workers: int = 4  # 1..32
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    dataset: str  # "owner/slug"; Kaggle's finer rules are checked where datasets are made
+    title: str | None = None
+    private: bool = True
+    license: str = "other"
+    schedule: str | None = None  # a valid 5-field cron expression
+    every: float | None = None  # seconds
+    on_git_tag: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    name: str  # [A-Za-z0-9][A-Za-z0-9._-]*, unique
+    path: Path  # absolute and resolved; existence is checked by the daemon, per project
+    mirror: MirrorConfig | None  # None for a snapshot-only project
+    ignore: tuple[str, ...] = ()
+    snapshot: SnapshotConfig | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # the config file, absolute
+    drive: DriveConfig
+    kaggle: KaggleConfig
+    projects: tuple[ProjectConfig, ...]
+
+    def project(self, name: str) -> ProjectConfig:
+        for project in self.projects:
+            if project.name == name:
+                return project
+        names = ", ".join(p.name for p in self.projects)
+        raise ConfigError(f"no project named {name!r} in {self.path}", f"projects: {names}")
