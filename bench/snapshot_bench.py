@@ -117,7 +117,9 @@ def first_snapshot(base: Path, reps: int, files_total: int) -> tuple[dict[str, f
     from syncd.localfs.ignore import IgnoreRules
     from syncd.remotes.kaggle import client as kaggle
     from syncd.remotes.kaggle import rules as kaggle_rules
-    from syncd.snapshot import manifest as snapshot
+    from syncd.snapshot.manifest import SnapshotManifest
+    from syncd.snapshot.select import SnapshotSelection
+    from syncd.snapshot.stage import stage
 
     rows: dict[str, list[float]] = {}
     staged_keep: Path | None = None
@@ -141,7 +143,7 @@ def first_snapshot(base: Path, reps: int, files_total: int) -> tuple[dict[str, f
         # The same steps one by one, on a fresh fake.
         fake = new_fake()
         t0 = time.perf_counter()
-        selection = snapshot.SnapshotSelection(
+        selection = SnapshotSelection(
             root,
             IgnoreRules(root),
             extra_exclude=kaggle_rules.CLIENT_SKIPS,
@@ -149,10 +151,10 @@ def first_snapshot(base: Path, reps: int, files_total: int) -> tuple[dict[str, f
         )
         files = selection.files()
         t1 = time.perf_counter()
-        staged = snapshot.stage(root, files)
+        staged = stage(root, files)
         t2 = time.perf_counter()
         meta = kaggle_rules.DatasetMetadata("alice", "bench-code", "bench code", "other", True)
-        snapshot.SnapshotManifest("bench", time.time(), "manual", staged.files).write(staged.folder)
+        SnapshotManifest("bench", time.time(), "manual", staged.files).write(staged.folder)
         meta.write(staged.folder)
         client = kaggle.KaggleDatasets(KaggleConfig(endpoint=fake.url))
         t3 = time.perf_counter()

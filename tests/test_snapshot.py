@@ -26,18 +26,16 @@ from syncd.localfs.ignore import IgnoreRules
 from syncd.snapshot import gitinfo
 from syncd.snapshot.manifest import (
     MANIFEST_NAME,
-    MAX_NOTES_CHARS,
     FileEntry,
     SnapshotManifest,
-    SnapshotSelection,
-    compose_notes,
-    diff,
     known_md5s,
     manifest_hash,
     same_as,
-    stage,
 )
+from syncd.snapshot.notes import MAX_NOTES_CHARS, compose_notes, diff
+from syncd.snapshot.select import SnapshotSelection
 from syncd.snapshot.service import SnapshotService
+from syncd.snapshot.stage import stage
 from tests.fakes.kaggle_server import FakeKaggle
 
 from .conftest import DAEMON_SRC, md5, wait_for
@@ -201,7 +199,7 @@ def test_a_full_staging_disk_fails_the_snapshot_instead_of_dropping_files(
     code = (
         "import resource, signal, sys\n"
         "from pathlib import Path\n"
-        "from syncd.snapshot.manifest import stage\n"
+        "from syncd.snapshot.stage import stage\n"
         "from syncd.errors import SyncdError\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"

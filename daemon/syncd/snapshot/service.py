@@ -1,26 +1,23 @@
-"""Snapshots of one project as Kaggle dataset versions: triggers, one at a time, history, status.
+"""Snapshots of one project as Kaggle dataset versions: one at a time, history, status.
 
 Owns the order of a snapshot and nothing below it: check the dataset settings,
-wait (bounded) for the mirror to settle, select files (``snapshot``), decide
-"unchanged" from known md5s before copying anything, stage a consistent copy,
-write the manifest and notes, upload (``kaggle``), record the outcome
-(``snapshot_store``).  Also owns the triggers (cron, interval, new git tags) on
-the daemon's APScheduler, and single flight: triggers that arrive while a
-snapshot runs wait for it and share its result, so two triggers at once make
-one version.
+wait (bounded) for the mirror to settle (a callable the daemon injects; this
+package never imports the mirror), select files (``select``), decide
+"unchanged" from known md5s before copying anything (``manifest``), stage a
+consistent copy (``stage``), write the manifest and notes (``notes``), upload
+(``remotes.kaggle``), record the outcome (``store``).  Triggers (cron,
+interval, new git tags) are ``triggers``; one snapshot at a time is ``flight``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC
 from typing import Any
 
 from ..config import KaggleConfig, ProjectConfig
@@ -35,33 +32,15 @@ from ..remotes.kaggle.rules import (
     dataset_metadata,
 )
 from . import gitinfo
-from .manifest import (
-    SnapshotManifest,
-    SnapshotSelection,
-    StagedSnapshot,
-    compose_notes,
-    diff,
-    human_bytes,
-    iso,
-    known_md5s,
-    manifest_hash,
-    same_as,
-    settle_seconds,
-    stage,
-)
+from .flight import SingleFlight
+from .manifest import SnapshotManifest, known_md5s, manifest_hash, same_as
+from .notes import compose_notes, diff, human_bytes
+from .select import SnapshotSelection
+from .stage import StagedSnapshot, settle_seconds, stage
 from .store import SnapshotRecord, SnapshotStore
+from .triggers import SnapshotTriggers
 
 log = logging.getLogger("syncd.snapshots")
-
-WAKE_JOB = "snapshot-wake"
-WAKE_INTERVAL_S = 30  # the scheduler's own sleep does not count suspend time: see install_triggers
-
-
-def tag_poll_seconds() -> float:
-    try:
-        return float(os.environ.get("SYNCD_GIT_TAG_POLL_S", 10.0))
-    except ValueError:
-        return 10.0
 
 
 @dataclass
@@ -75,18 +54,6 @@ class SnapshotResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class _Flight:
-    trigger: str
-    done: threading.Event
-    result: SnapshotResult | None = None
-    error: BaseException | None = None
-
-
-def _noop() -> None:
-    """The wake job: its only effect is that the scheduler looks at its clock again."""
 
 
 class SnapshotService:
@@ -111,14 +78,19 @@ class SnapshotService:
         self._settled = settled
         self._rules = rules
         self._own_rules: IgnoreRules | None = None
-        self._lock = threading.Lock()
-        self._flight: _Flight | None = None
+        self._flight: SingleFlight[SnapshotResult] = SingleFlight(project.name)
         self._closed = threading.Event()
-        self._scheduler: Any = None
-        self._timed_jobs: list[str] = []
-        self._jobs: list[str] = []
         self._threads: list[threading.Thread] = []
         self._last = self.store.get("last_attempt") or {}
+        self.triggers = SnapshotTriggers(
+            project.name,
+            self.cfg,
+            project.path,
+            self.store,
+            fire=self._triggered,
+            busy=lambda: self._flight.busy or self._closed.is_set(),
+            spawn=self._spawn,
+        )
 
     @property
     def name(self) -> str:
@@ -149,32 +121,9 @@ class SnapshotService:
         join: bool,
     ) -> SnapshotResult:
         """Lead a new snapshot, or share the running one's result (``join``) or wait it out."""
-        while True:
-            with self._lock:
-                flight = self._flight
-                if flight is None:
-                    flight = self._flight = _Flight(trigger, threading.Event())
-                    break
-            if join:
-                log.info(
-                    "%s: %s joins the running snapshot (%s)", self.name, trigger, flight.trigger
-                )
-                flight.done.wait()
-                if flight.error is not None:
-                    raise flight.error
-                assert flight.result is not None
-                return flight.result
-            flight.done.wait()
-        try:
-            flight.result = self._take(trigger, message, force, wait, progress)
-            return flight.result
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            with self._lock:
-                self._flight = None
-            flight.done.set()
+        return self._flight.run(
+            trigger, lambda: self._take(trigger, message, force, wait, progress), join=join
+        )
 
     def _take(
         self, trigger: str, message: str | None, force: bool, wait: bool, progress: bool
@@ -384,59 +333,18 @@ class SnapshotService:
         """The ``snapshot`` object of ``syncd status --json``."""
         block = self.store.status_block()
         block["status"] = self._last.get("status") or block["status"]  # incl. "running"
-        block["next_at"] = self._next_at()
+        block["next_at"] = self.triggers.next_at()
         return block
 
     def history(self) -> list[dict[str, Any]]:
         """Every recorded upload, newest first."""
         return [record.to_dict() for record in self.store.history()]
 
-    def _next_at(self) -> str | None:
-        if self._scheduler is None:
-            return None
-        times = []
-        for job_id in self._timed_jobs:
-            job = self._scheduler.get_job(job_id)
-            when = getattr(job, "next_run_time", None) if job is not None else None
-            if when is not None:
-                times.append(when.astimezone(UTC).timestamp())
-        return iso(min(times)) if times else None
-
     # --- triggers ---------------------------------------------------------------------------
 
     def install_triggers(self, scheduler: Any) -> None:
-        """Cron and interval snapshots and the git tag poll, on the daemon's scheduler.
-
-        A run missed while the machine slept runs once when it wakes: coalesce folds
-        the missed runs into one, and no grace limit drops it for being late.  The
-        scheduler sleeps on a monotonic clock that stops during suspend, so a small
-        job every 30 s makes it look at the wall clock soon after waking.
-        """
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        self._scheduler = scheduler
-        once = {"coalesce": True, "max_instances": 1, "replace_existing": True}
-        late_ok = {**once, "misfire_grace_time": None}
-        timed = []
-        if self.cfg.schedule:
-            timed.append(("schedule", CronTrigger.from_crontab(self.cfg.schedule)))
-        if self.cfg.every:
-            timed.append(("every", IntervalTrigger(seconds=self.cfg.every)))
-        for kind, trigger in timed:
-            job_id = f"snapshot:{self.name}:{kind}"
-            scheduler.add_job(self._triggered, trigger, args=["schedule"], id=job_id, **late_ok)
-            self._timed_jobs.append(job_id)
-            self._jobs.append(job_id)
-        if timed:
-            wake = IntervalTrigger(seconds=WAKE_INTERVAL_S)
-            scheduler.add_job(_noop, wake, id=WAKE_JOB, **once)
-        if self.cfg.on_git_tag:
-            job_id = f"snapshot:{self.name}:git-tags"
-            every = IntervalTrigger(seconds=tag_poll_seconds())
-            scheduler.add_job(self.poll_tags, every, id=job_id, **once)
-            self._jobs.append(job_id)
-            self.poll_tags()  # remembers the tags that exist now, or catches up after downtime
+        """Start the triggers (``triggers``) and settle what a previous process left."""
+        self.triggers.install(scheduler)
         self.store.interrupted()  # the daemon starts: no upload of ours is in flight
         if self.store.pending():
             self._spawn(self._resolve_pending_quietly, f"snapshot-resolve-{self.name}")
@@ -460,36 +368,13 @@ class SnapshotService:
             log.exception("%s: snapshot (%s) failed", self.name, trigger)
 
     def poll_tags(self) -> None:
-        """Snapshot when a git tag appears (or moves); the first look only remembers the tags."""
-        if self._flight is not None or self._closed.is_set():
-            return  # a tag made during a snapshot is seen once it is over, and gets its own
-        tags = gitinfo.list_tags(self.project.path)
-        if tags is None:
-            return
-        known = self.store.get("git_tags")
-        if tags == known:
-            return
-        self.store.set("git_tags", tags)
-        if known is None:
-            return
-        new = [name for name, target in tags.items() if known.get(name) != target]
-        if not new:
-            return
-        details = gitinfo.tag_details(self.project.path, new)
-        tag = details[0] if details else gitinfo.GitTag(new[0], tags[new[0]], "")
-        trigger = f"git tag {tag.name}" + (f" (+{len(new) - 1} more)" if len(new) > 1 else "")
-        log.info("%s: new %s", self.name, trigger)
-        self._spawn(lambda: self._triggered(trigger, tag.message or None, True), "snapshot-tag")
+        """Look for new git tags now (also a scheduled job when ``on_git_tag`` is set)."""
+        self.triggers.poll_tags()
 
     def close(self) -> None:
         """Stop triggers and background polls (an upload in progress is cancelled)."""
         self._closed.set()
-        if self._scheduler is not None:
-            for job_id in self._jobs:
-                try:
-                    self._scheduler.remove_job(job_id)
-                except Exception:  # noqa: BLE001 - already gone, or the scheduler is shut down
-                    pass
+        self.triggers.remove()
         for thread in self._threads:
             thread.join(timeout=2)
 
