@@ -8,25 +8,22 @@ the engine's.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from ..config import Config, DriveConfig, ProjectConfig, load_config
+from ..config import Config, ProjectConfig, load_config
 from ..db.statedb import StateDB
 from ..errors import ConfigError, SyncdError
 from ..localfs.ignore import IgnoreRules
 from ..mirror.coalescer import Coalescer
 from ..mirror.engine import MirrorEngine
-from ..remotes import open_remote
+from ..mirror.once import build_engine
 from .ipc import Server, socket_path
 from .sd_notify import SystemdNotifier
 from .status import daemon_status, project_status
@@ -36,52 +33,6 @@ log = logging.getLogger("syncd.daemon")
 
 RESCAN_INTERVAL_S = 3600  # the hourly safety-net walk
 STOP_GRACE_S = 8.0  # in-flight copies get this long to finish on SIGTERM
-
-
-class InstanceLock:
-    """An flock on a file next to the state db: the kernel drops it when the holder dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise SyncdError(
-                f"syncd is already running for this config as pid {holder}",
-                "stop it first, or use `syncd status` to talk to it",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def holder(self) -> int | None:
-        """The pid of a running holder, or None."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                return int(text) if text.isdigit() else None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 @dataclass
@@ -95,28 +46,6 @@ class ProjectRuntime:
     thread: threading.Thread
     watch: object | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def build_engine(
-    pc: ProjectConfig, db: StateDB, drive: DriveConfig
-) -> tuple[IgnoreRules, Coalescer, MirrorEngine]:
-    """The pieces of one project's mirror, shared by the daemon and `sync --once`."""
-    assert pc.mirror is not None
-    rules = IgnoreRules(pc.path, pc.ignore)
-    coalescer = Coalescer(pc.mirror.delay, pc.mirror.max_delay)
-    if db.bind_target(pc.name, pc.mirror.to.raw):
-        log.info("%s: the target changed to %s; starting a fresh index", pc.name, pc.mirror.to.raw)
-    engine = MirrorEngine(
-        pc.name,
-        pc.path,
-        rules,
-        open_remote(pc.mirror.to, drive=drive, db=db, project=pc.name),
-        db,
-        coalescer,
-        deletions=pc.mirror.deletions,
-        workers=pc.mirror.workers,
-    )
-    return rules, coalescer, engine
 
 
 class Daemon:

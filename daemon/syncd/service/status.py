@@ -1,8 +1,8 @@
-"""The shape of ``syncd status --json`` and its human rendering.
+"""The shape of ``syncd status --json``: the daemon's, and the same rebuilt from disk.
 
 The JSON shape is a contract (scripts depend on it, see the README): build it
 only here.  Without a daemon, the same shape is rebuilt from the state db with
-``running: false``.
+``running: false``.  The human rendering of it is the CLI's (``cli.render``).
 """
 
 from __future__ import annotations
@@ -105,66 +105,3 @@ def status_from_disk(config: Config, db: StateDB) -> dict[str, Any]:
         "config_error": None,
         "projects": projects,
     }
-
-
-def _ago(stamp: str | None, now: float) -> str:
-    if stamp is None:
-        return "never"
-    ts = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    secs = max(0, int(now - ts))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if secs >= size:
-            return f"{secs // size} {unit} ago"
-    return f"{secs} s ago"
-
-
-def human_size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
-def render(status: dict[str, Any], now: float | None = None) -> str:
-    """The compact human view: one block per project."""
-    now = time.time() if now is None else now
-    lines = []
-    if status["running"]:
-        lines.append(
-            f"syncd {status['version']} running as pid {status['pid']}, "
-            f"up {_ago(iso(now - status['uptime_s']), now).replace(' ago', '')}"
-        )
-    else:
-        lines.append("syncd is not running; last known state:")
-    if status.get("config_error"):
-        lines.append(f"config error (still running the previous config): {status['config_error']}")
-    for p in status["projects"]:
-        lines.append("")
-        head = f"{p['name']}: {p['state']}"
-        if p.get("reason") and p["state"] in ("paused", "offline", "auth_required", "error"):
-            head += f" — {p['reason']}"
-        lines.append(head)
-        m = p.get("mirror")
-        if m:
-            lines.append(f"  mirror   {p['path']} → {m['to']}")
-            lines.append(
-                f"           {m['files']} files, {human_size(m['bytes'])}; pending {m['pending']}, "
-                f"in flight {m['in_flight']}; last sync {_ago(m['last_sync'], now)}"
-            )
-            if m["conflicts"]:
-                lines.append(f"           {m['conflicts']} conflict copies kept on the target")
-            if m["last_error"] and m["last_error"] != p.get("reason"):
-                lines.append(f"           last error: {m['last_error']}")
-        s = p.get("snapshot")
-        if s:
-            version = f"v{s['last_version']}" if s.get("last_version") else "no version yet"
-            lines.append(
-                f"  snapshot {s['dataset']}: {version} ({s.get('status') or '-'}), "
-                f"last {_ago(s.get('last_at'), now)}, next {s.get('next_at') or '-'}"
-            )
-        r = p.get("run")
-        if r:
-            lines.append(f"  run      {r['kernel']} v{r.get('version')}: {r.get('status')}")
-    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""The ``syncd`` command line: every command, its options and its help text."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from .. import __version__
+from .commands_daemon import (
+    cmd_pause,
+    cmd_reload,
+    cmd_resume,
+    cmd_run,
+    cmd_status,
+    cmd_stop,
+    cmd_sync,
+)
+from .commands_setup import cmd_auth, cmd_doctor, cmd_init, cmd_service
+from .commands_snapshot import cmd_snapshot, cmd_snapshots
+
+
+def _common_options(parser: argparse.ArgumentParser, default: object) -> None:
+    # Given before or after the command; SUPPRESS on the subcommand keeps an option
+    # given before the command from being reset by the subcommand's default.
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=default,
+        help="config file (default: $SYNCD_CONFIG or the platform config dir's syncd/config.yaml)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=default or False, help="verbose logs and tracebacks"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description="Mirror project folders to Google Drive and snapshot them to Kaggle.",
+    )
+    _common_options(parser, None)
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str):
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("init", cmd_init, "write a config with one project for DIR if none exists")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR")
+    p = add("run", cmd_run, "run the daemon in the foreground (what the service runs)")
+    p.add_argument("--log-file", help="log to this file (rotated at 10 MB) instead of stderr")
+    p = add("status", cmd_status, "what the daemon is doing (exit 3 if it is not running)")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument("--json", action="store_true", help="the stable JSON shape (see README)")
+    p = add("pause", cmd_pause, "stop uploading (edits keep being recorded)")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p = add("resume", cmd_resume, "start uploading again")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument(
+        "--confirm-deletes",
+        action="store_true",
+        help="carry out the deletions the mass-deletion guard held back",
+    )
+    add("reload", cmd_reload, "re-read the config (like SIGHUP)")
+    add("stop", cmd_stop, "stop the daemon (like SIGTERM)")
+    p = add("service", cmd_service, "install/uninstall/status of the systemd or launchd service")
+    p.add_argument("action", choices=["install", "uninstall", "status"])
+    p.add_argument("--dry-run", action="store_true", help="print the file instead")
+    p = add("snapshot", cmd_snapshot, "a new Kaggle dataset version now")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument("-m", "--message", help="what this version is (goes into the notes)")
+    p.add_argument("--wait", action="store_true", help="wait until Kaggle has processed it")
+    p.add_argument("--force", action="store_true", help="upload even if nothing changed")
+    p = add("snapshots", cmd_snapshots, "version history: number, time, files, size, status")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument("--json", action="store_true")
+    p = add("auth", cmd_auth, "set up and check credentials")
+    p.add_argument("service", choices=["drive", "kaggle"])
+    p.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="drive: print the URL instead of opening a browser (headless machines)",
+    )
+    p.add_argument(
+        "--service-account",
+        metavar="KEY",
+        help="drive: use a service account key (Shared Drives only)",
+    )
+    add("doctor", cmd_doctor, "check config, credentials, inotify limits, clock and disk")
+    p = add("sync", cmd_sync, "reconcile now; --once mirrors without a daemon and exits")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument("--once", action="store_true", help="one-shot mirror, no daemon (cron)")
+    p.add_argument(
+        "--confirm-deletes",
+        action="store_true",
+        help="allow the deletions the mass-deletion guard held back",
+    )
+    return parser

@@ -1,0 +1,89 @@
+"""What the CLI prints for people: the status view, sizes, the snapshot history table.
+
+Reads only the ``status --json`` shape (``service.status``) and plain records,
+so the same text comes out with and without a running daemon.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ..service.status import iso
+
+
+def _ago(stamp: str | None, now: float) -> str:
+    if stamp is None:
+        return "never"
+    ts = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    secs = max(0, int(now - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if secs >= size:
+            return f"{secs // size} {unit} ago"
+    return f"{secs} s ago"
+
+
+def human_size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def render(status: dict[str, Any], now: float | None = None) -> str:
+    """The compact human view: one block per project."""
+    now = time.time() if now is None else now
+    lines = []
+    if status["running"]:
+        lines.append(
+            f"syncd {status['version']} running as pid {status['pid']}, "
+            f"up {_ago(iso(now - status['uptime_s']), now).replace(' ago', '')}"
+        )
+    else:
+        lines.append("syncd is not running; last known state:")
+    if status.get("config_error"):
+        lines.append(f"config error (still running the previous config): {status['config_error']}")
+    for p in status["projects"]:
+        lines.append("")
+        head = f"{p['name']}: {p['state']}"
+        if p.get("reason") and p["state"] in ("paused", "offline", "auth_required", "error"):
+            head += f" — {p['reason']}"
+        lines.append(head)
+        m = p.get("mirror")
+        if m:
+            lines.append(f"  mirror   {p['path']} → {m['to']}")
+            lines.append(
+                f"           {m['files']} files, {human_size(m['bytes'])}; pending {m['pending']}, "
+                f"in flight {m['in_flight']}; last sync {_ago(m['last_sync'], now)}"
+            )
+            if m["conflicts"]:
+                lines.append(f"           {m['conflicts']} conflict copies kept on the target")
+            if m["last_error"] and m["last_error"] != p.get("reason"):
+                lines.append(f"           last error: {m['last_error']}")
+        s = p.get("snapshot")
+        if s:
+            version = f"v{s['last_version']}" if s.get("last_version") else "no version yet"
+            lines.append(
+                f"  snapshot {s['dataset']}: {version} ({s.get('status') or '-'}), "
+                f"last {_ago(s.get('last_at'), now)}, next {s.get('next_at') or '-'}"
+            )
+        r = p.get("run")
+        if r:
+            lines.append(f"  run      {r['kernel']} v{r.get('version')}: {r.get('status')}")
+    return "\n".join(lines)
+
+
+def snapshot_history(history: list[dict[str, Any]]) -> list[str]:
+    """``syncd snapshots``: one line per version, newest first, under a header."""
+    lines = [f"{'version':>7}  {'time (UTC)':20}  {'files':>6}  {'size':>9}  {'status':9}  notes"]
+    for h in history:
+        version = f"v{h['version']}" if h.get("version") else "-"
+        first_line = (h.get("notes") or "").splitlines()[0] if h.get("notes") else ""
+        lines.append(
+            f"{version:>7}  {h['at'] or '-':20}  {h['files']:>6}  {human_size(h['bytes']):>9}  "
+            f"{h['status']:9}  {first_line[:60]}"
+        )
+    return lines

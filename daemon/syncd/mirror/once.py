@@ -1,0 +1,91 @@
+"""``syncd sync --once``, and the pieces of one project's mirror.
+
+``build_engine`` assembles a project's ignore rules, coalescer, remote and
+engine: the daemon runs the engine in a thread, ``sync_once`` runs one full
+scan per project and reports how it ended.  The caller holds the config's
+instance lock (``service.lock``), so no daemon uses the same index meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..config import Config, DriveConfig, ProjectConfig
+from ..db.statedb import StateDB
+from ..errors import RemoteError
+from ..localfs.ignore import IgnoreRules
+from ..remotes import open_remote
+from .coalescer import Coalescer
+from .engine import MirrorEngine
+from .model import MirrorStatus, ProjectState
+
+log = logging.getLogger("syncd.daemon")  # the logger these lines always had
+
+
+def build_engine(
+    pc: ProjectConfig, db: StateDB, drive: DriveConfig
+) -> tuple[IgnoreRules, Coalescer, MirrorEngine]:
+    """The pieces of one project's mirror, shared by the daemon and `sync --once`."""
+    assert pc.mirror is not None
+    rules = IgnoreRules(pc.path, pc.ignore)
+    coalescer = Coalescer(pc.mirror.delay, pc.mirror.max_delay)
+    if db.bind_target(pc.name, pc.mirror.to.raw):
+        log.info("%s: the target changed to %s; starting a fresh index", pc.name, pc.mirror.to.raw)
+    engine = MirrorEngine(
+        pc.name,
+        pc.path,
+        rules,
+        open_remote(pc.mirror.to, drive=drive, db=db, project=pc.name),
+        db,
+        coalescer,
+        deletions=pc.mirror.deletions,
+        workers=pc.mirror.workers,
+    )
+    return rules, coalescer, engine
+
+
+@dataclass(frozen=True)
+class OnceOutcome:
+    """How one project's one-shot mirror ended."""
+
+    project: str
+    target: str  # as written in the config, e.g. "gdrive:/syncd/cifar"
+    status: MirrorStatus | None  # after the scan; None when no scan ran
+    paused: str | None = None  # why the project is paused (before or after the scan)
+    error: str | None = None  # the remote failed: nothing more was done
+
+    @property
+    def failed(self) -> bool:
+        """Anything short of "every file mirrored" (a cron job should hear about it)."""
+        if self.error or self.paused or self.status is None:
+            return True
+        return bool(self.status.file_errors) or self.status.pending > 0
+
+
+def sync_once(
+    config: Config, db: StateDB, projects: Iterable[ProjectConfig], *, confirm_deletes: bool
+) -> Iterator[OnceOutcome]:
+    """One full scan of each mirrored project, in order; an outcome as each one ends."""
+    for pc in projects:
+        if pc.mirror is None:
+            continue
+        target = pc.mirror.to.raw
+        _, _, engine = build_engine(pc, db, config.drive)
+        try:
+            if confirm_deletes:
+                engine.resume(confirm_deletes=True)
+            elif engine.status().state is ProjectState.PAUSED:
+                yield OnceOutcome(pc.name, target, None, paused=engine.status().reason)
+                continue
+            try:
+                engine.full_scan()
+            except RemoteError as exc:
+                yield OnceOutcome(pc.name, target, None, error=str(exc))
+                continue
+        finally:
+            engine.remote.close()
+        st = engine.status()
+        paused = st.reason if st.state is ProjectState.PAUSED else None
+        yield OnceOutcome(pc.name, target, st, paused=paused)
