@@ -1,10 +1,11 @@
 # `make run`: install into .venv and mirror the example project (no accounts needed).
-# `make test`: install with the test extras into .venv, lint, and run the test suite.
+# `make test`: install with the test extras into .venv, lint, type-check, check the import
+# direction and the declared dependencies, and run the test suite (what CI runs).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +15,16 @@ run: $(BIN)/python
 	$(BIN)/pip install --quiet .
 	$(BIN)/syncd run -c config.example.yaml
 
-test: $(BIN)/python
+lint: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
+
+test: lint
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) build *.egg-info daemon/*.egg-info example-mirror
+	rm -rf $(VENV) build *.egg-info daemon/*.egg-info example-mirror .mypy_cache .import_linter_cache

@@ -179,7 +179,7 @@ class _Rules:
         name = rel.rpartition("/")[2]
         kind = self.own_verdict(rel, name, True, parent[2])
         by_venv_check = kind is None
-        if by_venv_check:
+        if kind is None:
             is_venv = os.path.exists(f"{self.root}/{rel}/pyvenv.cfg")
             kind = _IGNORED if is_venv else _KEPT
         elif kind == _SECRET:

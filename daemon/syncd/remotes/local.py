@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import FileChanged, FileError, TargetUnavailable, TransientError
 from ..fileio import CHUNK, md5_file, open_source, same_version
@@ -171,7 +172,7 @@ class LocalRemote:
                 tmp.unlink(missing_ok=True)
 
     @staticmethod
-    def _copy(src, tmp: Path) -> str:
+    def _copy(src: BinaryIO, tmp: Path) -> str:
         h = hashlib.md5()
         with open(tmp, "wb") as out:
             while chunk := src.read(CHUNK):

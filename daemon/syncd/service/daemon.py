@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..mirror.once import build_engine
 from .ipc import Server, socket_path
 from .sd_notify import SystemdNotifier
 from .status import daemon_status, project_status
-from .watcher import Watcher
+from .watcher import Watch, Watcher
 
 log = logging.getLogger("syncd.daemon")
 
@@ -44,7 +45,7 @@ class ProjectRuntime:
     coalescer: Coalescer
     engine: MirrorEngine
     thread: threading.Thread
-    watch: object | None = None
+    watch: Watch | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -65,6 +66,15 @@ class Daemon:
         self._ipc: Server | None = None
         self.snapshots: dict[str, Any] = {}  # project → SnapshotService
         self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
+        self._commands: dict[str, Callable[[str | None, dict[str, Any]], Any]] = {
+            "status": self._cmd_status,
+            "pause": self._cmd_pause,
+            "resume": self._cmd_resume,
+            "sync": self._cmd_sync,
+            "snapshot": self._cmd_snapshot,
+            "reload": self._cmd_reload,
+            "stop": self._cmd_stop,
+        }
 
     # --- projects ------------------------------------------------------------
 
@@ -160,48 +170,57 @@ class Daemon:
 
     def handle(self, request: dict[str, Any]) -> Any:
         """One control request from the socket; see ``ipc`` for the framing."""
-        cmd = request["cmd"]
         project = request.get("project")
         if project is not None and not isinstance(project, str):
             raise SyncdError('"project" must be a string')
-        if cmd == "status":
-            return self.status(project)
-        if cmd == "pause":
-            for rt in self._select(project):
-                rt.engine.pause()
-            return self.status(project)
-        if cmd == "resume":
-            for rt in self._select(project):
-                rt.engine.resume(confirm_deletes=bool(request.get("confirm_deletes")))
-            return self.status(project)
-        if cmd == "sync":
-            for rt in self._select(project):
-                rt.engine.request_scan()
-            return self.status(project)
-        if cmd == "snapshot":
-            if project is None:
-                if len(self.snapshots) != 1:
-                    raise SyncdError("name the project to snapshot (syncd snapshot PROJECT)")
-                project = next(iter(self.snapshots))
-            service = self.snapshots.get(project)
-            if service is None:
-                raise SyncdError(f"project {project!r} has no `snapshot:` section in the config")
-            result = service.take(
-                "manual",
-                request.get("message"),
-                force=bool(request.get("force")),
-                wait=bool(request.get("wait")),
-            )
-            return result.to_dict()
-        if cmd == "reload":
-            self.reload()
-            if self.config_error:
-                raise SyncdError(f"kept the previous config: {self.config_error}")
-            return self.status(None)
-        if cmd == "stop":
-            self.request_stop()
-            return {"stopping": True}
-        raise SyncdError(f"unknown command {cmd!r}")
+        command = self._commands.get(request["cmd"])
+        if command is None:
+            raise SyncdError(f"unknown command {request['cmd']!r}")
+        return command(project, request)
+
+    def _cmd_status(self, project: str | None, request: dict[str, Any]) -> Any:
+        return self.status(project)
+
+    def _cmd_pause(self, project: str | None, request: dict[str, Any]) -> Any:
+        for rt in self._select(project):
+            rt.engine.pause()
+        return self.status(project)
+
+    def _cmd_resume(self, project: str | None, request: dict[str, Any]) -> Any:
+        for rt in self._select(project):
+            rt.engine.resume(confirm_deletes=bool(request.get("confirm_deletes")))
+        return self.status(project)
+
+    def _cmd_sync(self, project: str | None, request: dict[str, Any]) -> Any:
+        for rt in self._select(project):
+            rt.engine.request_scan()
+        return self.status(project)
+
+    def _cmd_snapshot(self, project: str | None, request: dict[str, Any]) -> Any:
+        if project is None:
+            if len(self.snapshots) != 1:
+                raise SyncdError("name the project to snapshot (syncd snapshot PROJECT)")
+            project = next(iter(self.snapshots))
+        service = self.snapshots.get(project)
+        if service is None:
+            raise SyncdError(f"project {project!r} has no `snapshot:` section in the config")
+        result = service.take(
+            "manual",
+            request.get("message"),
+            force=bool(request.get("force")),
+            wait=bool(request.get("wait")),
+        )
+        return result.to_dict()
+
+    def _cmd_reload(self, project: str | None, request: dict[str, Any]) -> Any:
+        self.reload()
+        if self.config_error:
+            raise SyncdError(f"kept the previous config: {self.config_error}")
+        return self.status(None)
+
+    def _cmd_stop(self, project: str | None, request: dict[str, Any]) -> Any:
+        self.request_stop()
+        return {"stopping": True}
 
     def status(self, project: str | None = None) -> dict[str, Any]:
         projects = []

@@ -130,7 +130,7 @@ class Server:
             return {"ok": True, "result": self.handle(request)}
         except SyncdError as exc:
             return {"ok": False, "error": str(exc)}
-        except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
+        except Exception as exc:  # one bad request must not stop the server
             log.exception("control request %r failed", request.get("cmd"))
             return {"ok": False, "error": f"internal error: {exc}"}
 

@@ -73,6 +73,20 @@ class _Handler(FileSystemEventHandler):
             return None
         return path[len(self.root) + 1 :]
 
+    def _moved(self, rel: str, dst: str | None, is_dir: bool) -> None:
+        """A rename inside the project is a move; into or out of what is ignored, half of one."""
+        src_ignored = self.rules.is_ignored(rel, is_dir)
+        dst_kept = dst is not None and not self.rules.is_ignored(dst, is_dir)
+        if dst is not None and IgnoreRules.is_rules_file(dst):
+            self.on_rules_changed()  # after both verdicts: it reloads the rules
+        if dst is not None and dst_kept:
+            if src_ignored:
+                self.sink.add(dst, Kind.CREATED, is_dir=is_dir)
+            else:
+                self.sink.move(rel, dst, is_dir=is_dir)
+        elif not src_ignored:
+            self.sink.add(rel, Kind.DELETED, is_dir=is_dir)
+
     def on_any_event(self, event: FileSystemEvent) -> None:
         if isinstance(event, DirModifiedEvent):
             return
@@ -87,17 +101,7 @@ class _Handler(FileSystemEventHandler):
             self.on_rules_changed()
         is_dir = event.is_directory
         if isinstance(event, FileMovedEvent | DirMovedEvent):
-            dst = self._rel(event.dest_path)
-            src_ignored = self.rules.is_ignored(rel, is_dir)
-            dst_ignored = dst is None or self.rules.is_ignored(dst, is_dir)
-            if dst is not None and IgnoreRules.is_rules_file(dst):
-                self.on_rules_changed()
-            if not src_ignored and not dst_ignored:
-                self.sink.move(rel, dst, is_dir=is_dir)
-            elif not src_ignored:
-                self.sink.add(rel, Kind.DELETED, is_dir=is_dir)
-            elif not dst_ignored:
-                self.sink.add(dst, Kind.CREATED, is_dir=is_dir)
+            self._moved(rel, self._rel(event.dest_path), is_dir)
             return
         if self.rules.is_ignored(rel, is_dir):
             return
@@ -137,6 +141,9 @@ class _OverflowSignal(logging.Filter):
 _overflow = _OverflowSignal()
 for _name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
     logging.getLogger(_name).addFilter(_overflow)
+
+
+Watch = ObservedWatch  # what ``Watcher.watch`` returns and ``unwatch`` takes back
 
 
 class Watcher:

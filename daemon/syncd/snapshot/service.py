@@ -12,11 +12,9 @@ interval, new git tags) are ``triggers``; one snapshot at a time is ``flight``.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +33,7 @@ from . import gitinfo
 from .flight import SingleFlight
 from .manifest import SnapshotManifest, known_md5s, manifest_hash, same_as
 from .notes import compose_notes, diff, human_bytes
+from .progress import byte_progress
 from .select import SnapshotSelection
 from .stage import StagedSnapshot, settle_seconds, stage
 from .store import SnapshotRecord, SnapshotStore
@@ -197,7 +196,7 @@ class SnapshotService:
                 return self._unchanged(last[0])
 
         session = kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed)  # fail fast
-        with _bar(progress, "staging", sum(f.size for f in files.values())) as tick:
+        with byte_progress(progress, "staging", sum(f.size for f in files.values())) as tick:
             staged = stage(root, files, progress=tick)
         try:
             current = {p: (e.size, staged.mtimes[p], e.md5) for p, e in staged.files.items()}
@@ -246,7 +245,7 @@ class SnapshotService:
             status="uploading",
         )
         try:
-            with _bar(progress, "uploading", None) as tick:
+            with byte_progress(progress, "uploading", None) as tick:
                 session.progress = tick
                 done = session.publish(staged.folder, meta, notes, wait=False)
         except BaseException:
@@ -364,7 +363,7 @@ class SnapshotService:
             self._single_flight(trigger, message, tag, wait=True, progress=False, join=not tag)
         except SyncdError:
             pass  # logged by take(); status shows it
-        except Exception:  # noqa: BLE001 - a scheduled job must not die silently
+        except Exception:
             log.exception("%s: snapshot (%s) failed", self.name, trigger)
 
     def poll_tags(self) -> None:
@@ -377,20 +376,6 @@ class SnapshotService:
         self.triggers.remove()
         for thread in self._threads:
             thread.join(timeout=2)
-
-
-@contextmanager
-def _bar(enabled: bool, label: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
-    """A tqdm byte counter on stderr when asked (a TTY), else nothing."""
-    if not enabled:
-        yield None
-        return
-    from tqdm import tqdm
-
-    with tqdm(
-        total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr
-    ) as bar:
-        yield bar.update
 
 
 def check_kaggle_credentials(config: KaggleConfig) -> str:

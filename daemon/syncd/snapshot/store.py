@@ -155,7 +155,9 @@ class SnapshotStore:
                 (status, version, url, row_id),
             )
 
-    def _rows(self, where: str = "", args: tuple[Any, ...] = (), limit: int | None = None):
+    def _rows(
+        self, where: str = "", args: tuple[Any, ...] = (), limit: int | None = None
+    ) -> list[SnapshotRecord]:
         sql = f"SELECT {_COLUMNS} FROM snapshots WHERE project = ? AND dataset = ? {where} "
         sql += "ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
         with self.db.transaction(write=False) as c:
