@@ -15,7 +15,7 @@ from oauth2client.client import OAuth2Credentials
 
 from syncd.config import DriveConfig, parse_address
 from syncd.db.statedb import StateDB
-from syncd.remotes.gdrive.remote import GDriveRemote
+from syncd.remotes.gdrive.backend import GDriveRemote
 from tests.fakes.drive_server import FakeDrive
 
 

@@ -33,7 +33,7 @@ def open_remote(address: RemoteAddress, *, drive: DriveConfig, db: StateDB, proj
 
         return LocalRemote(address.raw, Path(address.path or ""))
     if address.kind == "gdrive":
-        from .gdrive.remote import GDriveRemote
+        from .gdrive.backend import GDriveRemote
 
         return GDriveRemote(address, drive, db, project)
     raise ValueError(f"no remote for {address.raw!r}")
