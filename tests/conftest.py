@@ -21,6 +21,25 @@ REPO = Path(__file__).resolve().parent.parent
 DAEMON_SRC = REPO / "daemon"
 
 
+# --- the e2e marker -----------------------------------------------------------------------------
+# A test that starts syncd (daemon or CLI) as a subprocess must be marked `e2e`, so that
+# `pytest -m "not e2e"` stays a fast inner loop; run_cli and run_daemon refuse otherwise.
+
+_running: list[pytest.Item] = []
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running[:] = [item]
+
+
+def require_e2e_mark() -> None:
+    item = _running[0] if _running else None
+    if item is not None and item.get_closest_marker("e2e") is None:
+        raise AssertionError(
+            f"{item.nodeid} starts syncd as a subprocess: mark it @pytest.mark.e2e"
+        )
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """HOME and the XDG dirs point into tmp_path: no test touches the real user's files."""
@@ -87,6 +106,7 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra: str, prefix: tuple[str, ...] = ()) -> DaemonProcess:
+        require_e2e_mark()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [*prefix, sys.executable, "-m", "syncd", "run", "-c", str(self.config), *extra],
@@ -152,6 +172,7 @@ def run_daemon(home: Path, tmp_path: Path) -> Iterator[Callable[..., DaemonProce
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60.0, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    require_e2e_mark()
     return subprocess.run(
         [sys.executable, "-m", "syncd", *args],
         env=syncd_env(env),

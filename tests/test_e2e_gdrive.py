@@ -19,6 +19,8 @@ from tests.conftest import run_cli, tree, wait_for, write_config
 from tests.fakes.drive_server import FakeDrive
 from tests.gdrive_support import drive_section, files_below, uploads, write_credentials
 
+pytestmark = pytest.mark.e2e  # every test here runs syncd as a subprocess
+
 KiB = 1024
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import md5, run_cli, tree, wait_for, without_read_override, write_config
 
+pytestmark = pytest.mark.e2e  # every test here runs syncd as a subprocess
+
 
 def project(tmp_path: Path, name: str = "p", delay: str = "200ms", **mirror: object) -> dict:
     src = tmp_path / name

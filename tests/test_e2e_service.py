@@ -18,6 +18,8 @@ import pytest
 
 from .conftest import run_cli, tree, wait_for, write_config
 
+pytestmark = pytest.mark.e2e  # every test here runs syncd as a subprocess
+
 STATES = {"starting", "scanning", "syncing", "idle", "paused", "offline", "auth_required", "error"}
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 

@@ -23,6 +23,8 @@ from tests.fakes.kaggle_server import FakeKaggle
 from .conftest import md5, run_cli, wait_for, write_config
 from .kaggle_support import DATASET, EXPECTED, FAST, make_project, running_fake, settle
 
+pytestmark = pytest.mark.e2e  # every test here runs syncd as a subprocess
+
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 UPLOADS = ("StartBlobUpload", "upload", "CreateDataset", "CreateDatasetVersion")
 
