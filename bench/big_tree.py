@@ -1,7 +1,7 @@
 """Prints figures for syncd on a big tree: 200,000 files in 20,000 folders, ``local:`` target.
 
-    /work/venv/bin/python bench/big_tree.py                              # full run, ~5 min
-    /work/venv/bin/python bench/big_tree.py --files 20000 --folders 2000 # smaller
+    .venv/bin/python -m bench.big_tree                              # full run, ~5 min
+    .venv/bin/python -m bench.big_tree --files 20000 --folders 2000 # smaller
 
 This is the size where watchdog's default inotify mask (which adds "opened"
 and "closed without writing") loops on queue overflows and delivers no edit;
@@ -18,7 +18,7 @@ import random
 import shutil
 import time
 
-from benchlib import (
+from .benchlib import (
     PeakRss,
     Syncd,
     edit_latencies,

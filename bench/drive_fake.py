@@ -1,7 +1,7 @@
 """Prints figures for the ``gdrive:`` target against FakeDrive on loopback.
 
-    /work/venv/bin/python bench/drive_fake.py                 # product defaults: ~6 min
-    /work/venv/bin/python bench/drive_fake.py --rps 1000      # pacer out of the way: ~1.5 min
+    .venv/bin/python -m bench.drive_fake                 # product defaults: ~6 min
+    .venv/bin/python -m bench.drive_fake --rps 1000      # pacer out of the way: ~1.5 min
 
 The real ``syncd run`` (a subprocess) mirrors a generated tree into a
 FakeDrive served from this process, through the real pydrive2 /
@@ -32,13 +32,10 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "daemon"), str(Path(__file__).resolve().parent)]
+from tests.fakes.drive_server import FakeDrive
+from tests.gdrive_support import write_credentials
 
-from benchlib import machine, make_tree, med, pct  # noqa: E402
-
-from tests.fakes.drive_server import FakeDrive  # noqa: E402
-from tests.gdrive_support import write_credentials  # noqa: E402
+from .benchlib import REPO, machine, make_tree, med, pct
 
 IDLE = re.compile(r"INFO p: \w+ → idle")
 

@@ -1,7 +1,7 @@
 """Prints figures for the ``local:`` target, side by side with lsyncd 2.2 (default.rsync).
 
-    /work/venv/bin/python bench/mirror_local.py            # full run: 20,000 files, ~20 min
-    /work/venv/bin/python bench/mirror_local.py --quick    # smoke run: 2,000 files, ~2 min
+    .venv/bin/python -m bench.mirror_local            # full run: 20,000 files, ~20 min
+    .venv/bin/python -m bench.mirror_local --quick    # smoke run: 2,000 files, ~2 min
 
 On one generated tree (1–4 KB files), for each tool: the initial mirror (start
 → idle, files/s), a restart with no changes (start → idle, files re-copied =
@@ -23,7 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
-from benchlib import (
+from .benchlib import (
     PeakRss,
     Runner,
     Syncd,

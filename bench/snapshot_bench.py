@@ -1,7 +1,7 @@
 """Kaggle snapshots against the fake Kaggle on loopback: prints times and bytes.
 
-    /work/venv/bin/python bench/snapshot_bench.py            # full run (~1-2 min)
-    /work/venv/bin/python bench/snapshot_bench.py --quick    # smaller trees, one rep
+    .venv/bin/python -m bench.snapshot_bench            # full run (~1-2 min)
+    .venv/bin/python -m bench.snapshot_bench --quick    # smaller trees, one rep
 
 1. First snapshot of a 1,000-file / 50 MB project (990 source files of 1-4 KB,
    10 random 4.8 MB "weights" files): the whole ``SnapshotService.take`` until
@@ -34,9 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import REPO, fresh_dir, machine, make_tree, med, scratch_base, source_version
+from .benchlib import REPO, fresh_dir, machine, make_tree, med, scratch_base, source_version
 
-sys.path[:0] = [str(REPO / "daemon"), str(REPO)]
 USER, KEY, REF = "alice", "key123", "alice/bench-code"
 
 

@@ -5,7 +5,7 @@ the daemon on it with a local target, waits until the first mirror is done,
 then times `syncd status` and `syncd status --json` end to end (a new process
 each time, as a person or script runs it) and the bare socket round trip.
 
-    python bench/status_latency.py [--files 20000] [--runs 30]
+    .venv/bin/python -m bench.status_latency [--files 20000] [--runs 30]
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "daemon"))
 
 
 def pct(values: list[float], q: float) -> float:
