@@ -1,4 +1,10 @@
-"""Small file helpers shared by the scanner, the remotes and the snapshotter."""
+"""Reading project files safely: no symlinks, md5 while reading, "same version" checks.
+
+A leaf below both ``remotes`` and ``localfs`` (which must not import each
+other): the mirror engine, both remotes and the snapshot staging copy read
+project files through these, so errno becomes ``FileChanged``/``FileError`` in
+one place.  Also the name a displaced remote copy gets (``conflict_name``).
+"""
 
 from __future__ import annotations
 

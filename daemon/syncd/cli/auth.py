@@ -1,7 +1,7 @@
 """``syncd auth drive``: get Google Drive access once, and say plainly what it allows.
 
 The CLI calls ``auth_drive``; everything it prints is here, the OAuth
-mechanics are in ``remotes.gdrive_auth`` (the only place that knows pydrive2).
+mechanics are in ``remotes.gdrive.credentials`` (only ``remotes/gdrive/`` knows pydrive2).
 The result is a credentials file (mode 0600) that a running daemon notices and
 uses at its next retry, so nobody has to restart it.
 """

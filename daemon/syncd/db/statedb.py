@@ -162,7 +162,7 @@ class StateDB:
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One short transaction on this database, for modules that keep their own tables in
-        it (``snapshot_store``): the connection, under the lock, committed on exit.  A read
+        it (``snapshot.store``): the connection, under the lock, committed on exit.  A read
         (``write=False``) takes no write lock, so other processes' writers do not wait."""
         if write:
             with self._tx() as conn:
