@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -29,6 +29,9 @@ from .ipc import Server, socket_path
 from .sd_notify import SystemdNotifier
 from .status import daemon_status, project_status
 from .watcher import Watch, Watcher
+
+if TYPE_CHECKING:
+    from ..snapshot.service import SnapshotService
 
 log = logging.getLogger("syncd.daemon")
 
@@ -64,7 +67,7 @@ class Daemon:
         self._scheduler = BackgroundScheduler(daemon=True)
         self._notifier = SystemdNotifier()
         self._ipc: Server | None = None
-        self.snapshots: dict[str, Any] = {}  # project → SnapshotService
+        self.snapshots: dict[str, SnapshotService] = {}  # imported when a project has one
         self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
         self._commands: dict[str, Callable[[str | None, dict[str, Any]], Any]] = {
             "status": self._cmd_status,
