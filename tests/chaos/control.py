@@ -231,7 +231,7 @@ def wait_quiet(
             if not daemon.alive():
                 raise AssertionError(f"the daemon exited:\n{daemon.log[-3000:]}")
         time.sleep(0.05)
-    raise TimeoutError(f"not quiet after {timeout}s: {json.dumps(last)}")
+    raise TimeoutError(f"not quiet after {timeout}s: {json.dumps(last, ensure_ascii=False)[:1500]}")
 
 
 def project_status(status: dict[str, Any], name: str) -> dict[str, Any]:
