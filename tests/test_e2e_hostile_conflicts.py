@@ -15,6 +15,7 @@ from tests.chaos.targets import CONFLICT, REMOTES, md5_bytes
 from tests.conftest import wait_for
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 
 @pytest.mark.xfail(

@@ -19,6 +19,7 @@ from tests.chaos.targets import REMOTES, TMP_PREFIX
 from tests.conftest import wait_for
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 MiB = 1024 * 1024
 

@@ -17,6 +17,7 @@ import pytest
 from tests.chaos.targets import REMOTES
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 
 @pytest.mark.xfail(

@@ -18,6 +18,7 @@ from tests.chaos.targets import CONFLICT, REMOTES, remotes
 from tests.conftest import wait_for, without_read_override
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 
 def git(repo: Path, *args: str) -> None:

@@ -19,6 +19,7 @@ import pytest
 from tests.chaos.targets import REMOTES, remotes
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 LONG_UTF8 = "é" * 127 + "x"  # 128 characters, 255 bytes: fits every filesystem's NAME_MAX
 LONG_ASCII = "n" * 251 + ".txt"  # 255 bytes

@@ -15,6 +15,8 @@ import pytest
 
 from tests.chaos.control import cli, syncd_env, write_config
 
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
+
 
 def mirror(name: str, path: Path, to: str) -> dict:
     path.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from tests.fakes.kaggle_server import FakeKaggle
 from tests.kaggle_support import DATASET, FAST, running_fake, settle
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 KiB = 1024
 
