@@ -18,12 +18,6 @@ pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: conflict names have one-second resolution; observed on local: 6 conflicts "
-    "logged, 2-3 conflict files kept (the rename replaced the earlier copy); on gdrive: "
-    "several live items share one conflict title",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_two_remote_edits_within_a_second_keep_both_conflict_copies(scenario, remote) -> None:
     sc = scenario(remote, delay="100ms")

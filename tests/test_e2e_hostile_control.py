@@ -33,12 +33,6 @@ def state(d) -> dict:
 # --- leftovers -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: stale temp files are not swept at start-up; observed: the partial "
-    "'.syncd-tmp-…-big.bin' left by kill -9 mid-copy is still on the target after a restart "
-    "has mirrored everything and gone idle",
-)
 def test_partial_temp_file_from_kill_9_is_swept_at_start(scenario) -> None:
     sc = scenario("local")
     (sc.src / "small.txt").write_text("s\n")
@@ -139,12 +133,6 @@ def test_sync_once_fails_when_a_file_was_not_mirrored(scenario, remote) -> None:
 # --- the project root replaced in place ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): a project root replaced in place is not re-watched; observed: "
-    "after `mv p p.old && cp -a p.old p` the daemon stays idle and an edit in the new p "
-    "never reaches the target (the inotify watch still follows p.old)",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_project_root_replaced_in_place_is_watched_again(scenario, remote) -> None:
     sc = scenario(remote)
@@ -198,13 +186,6 @@ class NotifyListener:
         return [t for t, m in self.messages if key in m.splitlines()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): a long first scan does not refresh the systemd watchdog; "
-    "observed with WATCHDOG_USEC=1s and 30,000 files: 'the mirror engine stopped responding; "
-    "not pinging the watchdog' for ~2 s while the first batch is expanded and classified, "
-    "and a gap of ~2.5 s between WATCHDOG=1 pings (systemd would have killed it)",
-)
 def test_a_long_first_scan_keeps_pinging_the_watchdog(scenario, tmp_path: Path) -> None:
     sc = scenario("local")
     for i in range(30000):
@@ -235,12 +216,6 @@ def _held_update(sc, seconds: float) -> None:
     sc.target.fake.inject(delay=seconds, method="PUT", path_contains="/upload/", count=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): shutdown waits for an in-flight upload; observed: SIGTERM while "
-    "one update is held by Drive for 25 s takes ~25 s to exit (the upload pool's threads are "
-    "joined at interpreter exit), beyond systemd's TimeoutStopSec=20",
-)
 def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     sc = scenario("gdrive")
     sc.top["drive"]["timeout"] = "60s"
@@ -262,12 +237,6 @@ def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     assert took < 12, f"SIGTERM took {took:.1f}s with one upload in flight"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): a reload can run two engines for one project; observed: the "
-    "old engine's update (held by Drive) lands after the new engine uploaded v2, so Drive "
-    "keeps v1 while status says idle, pending 0",
-)
 def test_reload_during_an_upload_never_leaves_an_older_version(scenario) -> None:
     sc = scenario("gdrive")
     sc.top["drive"]["timeout"] = "60s"

@@ -26,6 +26,17 @@ class ConfigError(SyncdError):
     title = "configuration error"
 
 
+class StateUnavailable(ConfigError):
+    """syncd's own state folder cannot be written (a read-only or full disk, permissions).
+
+    A ``ConfigError`` on purpose: like a broken config it is the setup, not a passing
+    fault, so it exits 2 — which the systemd unit does not restart
+    (``RestartPreventExitStatus=2``) instead of crash-looping every few seconds.
+    """
+
+    title = "state folder unusable"
+
+
 class RemoteError(SyncdError):
     """Base for failures reported by a remote."""
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import FileChanged, FileError, TransientError
 from ...fileio import open_source, same_version
-from ..base import RemoteEntry, UploadResult
+from ..base import Features, RemoteEntry, UploadResult
 from .credentials import CredentialSource
 from .folders import ITEM_FIELDS, DriveFolders, quote
 from .transport import (
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from googleapiclient.http import MediaUpload
 
     from ...config import DriveConfig, RemoteAddress
-    from ...db.statedb import StateDB
+    from ..base import RemoteState
 
 log = logging.getLogger("syncd.gdrive")
 
@@ -74,11 +74,26 @@ def _mime(title: str) -> str:
     return mimetypes.guess_type(title, strict=False)[0] or "application/octet-stream"
 
 
+def drive_features(scope: str) -> Features:
+    """What the mirror engine may count on with Drive (``remotes.base.Features``)."""
+    return Features(
+        stable_ids=True,  # a file keeps its id across renames and moves
+        listing_md5=True,  # md5Checksum comes with every listing
+        prunes_folders=scope == "full",  # drive.file cannot see others' files in a folder
+        trash=True,  # files.trash: recoverable for 30 days
+        duplicate_names=True,  # titles are not unique in a folder
+        name_max_bytes=None,
+    )
+
+
 class GDriveRemote:
     """One project's target folder on Google Drive."""
 
-    def __init__(self, address: RemoteAddress, cfg: DriveConfig, db: StateDB, project: str) -> None:
+    def __init__(
+        self, address: RemoteAddress, cfg: DriveConfig, db: RemoteState, project: str
+    ) -> None:
         self.address = address.raw
+        self.features = drive_features(cfg.scope)
         self.cfg = cfg
         self.db = db
         self.project = project
@@ -339,13 +354,20 @@ class GDriveRemote:
         while path:
             folder = self.ns.folder(path, create=False)
             if folder is not None:
-                q = f"{quote(folder.id)} in parents and trashed = false"
-                args = dict(self.ns.list_args(), q=q, maxResults=1, fields="items(id)")
-                page = self.api.call(lambda a=args: self.ns.files().list(**a), f"checking {path}")
-                if page.get("items"):
+                if not self.folder_is_empty(path):
                     return
                 self.trash(RemoteEntry(path, folder.id, 0, None, None, True))
             path = split(path)[0]
+
+    def folder_is_empty(self, path: str) -> bool:
+        """No live child syncd can see (with drive.file: none of syncd's own)."""
+        folder = self.ns.folder(path, create=False)
+        if folder is None:
+            return True
+        q = f"{quote(folder.id)} in parents and trashed = false"
+        args = dict(self.ns.list_args(), q=q, maxResults=1, fields="items(id)")
+        page = self.api.call(lambda a=args: self.ns.files().list(**a), f"checking {path}")
+        return not page.get("items")
 
     def close(self) -> None:
         self.api.close()
