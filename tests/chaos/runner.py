@@ -130,7 +130,8 @@ class ChaosRun:
         self.s = settings
         self.base = base
         self.say = say
-        self.rng = random.Random(settings.seed ^ 0x5EED)
+        self.rng = random.Random(settings.seed ^ 0x5EED)  # kills and pauses
+        self.fault_rng = random.Random(settings.seed ^ 0xFA17)  # apart: same ops on any remote
         self.fake: FakeDrive | None = None
         self.report = Report(settings)
         self.roots = {r: base / f"src-{r}" for r in settings.remotes}
@@ -254,7 +255,7 @@ class ChaosRun:
     def _faults_on(self) -> None:
         if self.fake is None:
             return
-        rng = self.rng
+        rng = self.fault_rng
         self.fake.inject_random(
             self.s.fault_rate, [500, 503, 500, 503, 429, 403], seed=rng.randrange(2**31)
         )
