@@ -237,8 +237,8 @@ def _held_update(sc, seconds: float) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="#8 (review note): shutdown waits for an in-flight upload; observed: SIGTERM while "
-    "one update is held by Drive for 25 s takes ~25 s to exit (the upload pool's threads are "
-    "joined at interpreter exit), beyond systemd's TimeoutStopSec=20",
+    "one update is held by Drive for 20 s takes ~20 s to exit (the upload pool's threads are "
+    "joined at interpreter exit), as long as systemd's TimeoutStopSec=20",
 )
 def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     sc = scenario("gdrive")
@@ -247,7 +247,7 @@ def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     (sc.src / "model.bin").write_bytes(b"v0" * 1000)
     d = sc.start()
     sc.quiet(d)
-    _held_update(sc, 25)
+    _held_update(sc, 20)
     (sc.src / "model.bin").write_bytes(b"v1" * 1000)
     wait_for(lambda: state(d)["mirror"]["in_flight"] == 1, what="the update in flight")
     t0 = time.monotonic()
@@ -258,7 +258,7 @@ def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     finally:
         took = time.monotonic() - t0
     assert code == 0
-    assert took < 12, f"SIGTERM took {took:.1f}s with one upload in flight"
+    assert took < 11, f"SIGTERM took {took:.1f}s with one upload in flight (8 s grace)"
 
 
 @pytest.mark.xfail(
@@ -274,7 +274,7 @@ def test_reload_during_an_upload_never_leaves_an_older_version(scenario) -> None
     (sc.src / "model.bin").write_bytes(b"v0" * 1000)
     d = sc.start()
     sc.quiet(d)
-    _held_update(sc, 20)
+    _held_update(sc, 13)  # longer than the daemon's 8 s stop grace: the old engine outlives it
     t0 = time.monotonic()
     (sc.src / "model.bin").write_bytes(b"v1" * 1000)
     wait_for(lambda: state(d)["mirror"]["in_flight"] == 1, what="the v1 update in flight")
@@ -282,7 +282,7 @@ def test_reload_during_an_upload_never_leaves_an_older_version(scenario) -> None
     r = sc.cli("reload", timeout=60)
     assert r.returncode == 0, r.stderr
     (sc.src / "model.bin").write_bytes(b"v2" * 1000)
-    time.sleep(max(0.0, 22 - (time.monotonic() - t0)))  # the held v1 update is done by now
+    time.sleep(max(0.0, 15 - (time.monotonic() - t0)))  # the held v1 update is done by now
     sc.quiet(d, timeout=60)
     assert sc.target.read("model.bin") == b"v2" * 1000, "Drive holds an older version"
     assert sc.converged(), sc.diff()
