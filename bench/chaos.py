@@ -38,6 +38,9 @@ sys.path[:0] = [str(REPO), str(REPO / "daemon")]
 
 from tests.chaos.invariants import KINDS  # noqa: E402
 from tests.chaos.runner import ChaosRun, Report, Settings, report_json  # noqa: E402
+from tests.chaos.workload import OPS  # noqa: E402
+
+OPS_NAMES = [name for name, _ in OPS]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -82,11 +85,19 @@ def main() -> int:
     ap.add_argument("--remotes", default="local,gdrive")
     ap.add_argument("--fault-rate", type=float, default=0.05)
     ap.add_argument("--quiet-timeout", type=float, default=30.0)
+    ap.add_argument(
+        "--without",
+        default="",
+        help="operation kinds to leave out, comma-separated (e.g. file_to_dir, to see what "
+        "else happens on a remote that one defect would stall)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1, 10**6)
     print(f"chaos seed {seed} (replay: SYNCD_CHAOS_SEED={seed} {Path(sys.argv[0]).name})")
+    if args.without:
+        print(f"operations left out: {args.without}")
     scratch = Path(tempfile.mkdtemp(prefix="syncd-chaos-"))
     out: dict[str, object] = {"seed": seed}
     try:
@@ -99,6 +110,9 @@ def main() -> int:
                 remotes=(remote,),
                 fault_rate=args.fault_rate,
                 quiet_timeout=args.quiet_timeout,
+                only=tuple(op for op in OPS_NAMES if op not in args.without.split(","))
+                if args.without
+                else None,
             )
             t0 = time.monotonic()
             report = ChaosRun(settings, scratch / remote, say=print).run()
