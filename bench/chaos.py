@@ -27,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -94,6 +95,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args()
+    # SIGTERM (timeout, kill) must still run the clean-up below: no daemon left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     seed = args.seed if args.seed is not None else random.randrange(1, 10**6)
     print(f"chaos seed {seed} (replay: SYNCD_CHAOS_SEED={seed} {Path(sys.argv[0]).name})")
     if args.without:

@@ -9,6 +9,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.targets import REMOTES, TMP_PREFIX
-from tests.conftest import wait_for
+from tests.conftest import wait_for, without_read_override
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
 
@@ -114,15 +116,10 @@ def test_sync_once_fails_when_a_file_was_not_mirrored(scenario, remote) -> None:
     """Passes today: an unreadable file makes `sync --once` exit 1 (the baseline)."""
     if os.geteuid() == 0 and not shutil.which("setpriv"):
         pytest.skip("running as root without setpriv: chmod 000 files stay readable")
-    from tests.conftest import without_read_override
-
     sc = scenario(remote)
     (sc.src / "ok.txt").write_text("ok\n")
     (sc.src / "locked.txt").write_text("locked\n")
     (sc.src / "locked.txt").chmod(0)
-    import subprocess
-    import sys
-
     r = subprocess.run(
         [*without_read_override(), sys.executable, "-m", "syncd", "sync", "--once"]
         + ["-c", str(sc.cfg)],
