@@ -104,20 +104,16 @@ def test_staging_disk_full_fails_clearly_and_the_mirror_goes_on(
 # --- state db on a read-only disk ----------------------------------------------------------------
 
 
-def _restart_prevented(code: int, home: Path) -> bool:
+def _restart_prevented(code: int, cfg: Path) -> bool:
     """Whether the unit `syncd service install` writes would not restart after exit `code`."""
-    r = cli("service", "install", "--dry-run", env=syncd_env(), timeout=30)
+    env = syncd_env()
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    r = cli("service", "install", "--dry-run", "-c", str(cfg), env=env, timeout=30)
+    assert "RestartPreventExitStatus" in r.stdout or "Restart=" in r.stdout, r.stdout + r.stderr
     m = re.search(r"^RestartPreventExitStatus=(.*)$", r.stdout, re.M)
     return m is not None and str(code) in m.group(1).split()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: the state db on a read-only disk; the daemon side is fixed (one sentence naming "
-    "the read-only disk, exit 2 = RestartPreventExitStatus); left for the control surface: "
-    "`syncd service install --dry-run` prints nothing without a config file, so the unit "
-    "cannot be read here",
-)
 def test_state_db_on_a_read_only_disk_is_one_clear_error_without_a_restart_loop(
     tmp_path: Path, home: Path
 ) -> None:
@@ -143,7 +139,7 @@ def test_state_db_on_a_read_only_disk_is_one_clear_error_without_a_restart_loop(
         errors = [ln for ln in r.stderr.splitlines() if " INFO " not in ln]
         if len(errors) != 1 or "read-only" not in errors[0].lower():
             problems.append(f"not one sentence naming the read-only disk: {errors[-3:]}")
-        if r.returncode != 0 and not _restart_prevented(r.returncode, home):
+        if r.returncode != 0 and not _restart_prevented(r.returncode, cfg):
             problems.append(f"exit {r.returncode} is restarted by the unit every 5 s")
         assert problems == [], r.stderr[-2000:]
     finally:
