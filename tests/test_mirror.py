@@ -205,6 +205,19 @@ def test_move_found_by_scan_is_a_move_not_a_copy(rig: Rig) -> None:
     assert live(rig) == want(rig)
 
 
+def test_a_deleted_empty_file_is_trashed_not_moved_onto_another_empty_file(rig: Rig) -> None:
+    """Found by the chaos run: every empty file has one md5, so "deleted + created with the
+    same md5" paired unrelated empty files and the deleted one never reached the trash."""
+    rig.write("a/empty.txt", b"")
+    rig.write("keep.txt", "k")
+    rig.sync()
+    (rig.src / "a/empty.txt").unlink()
+    rig.write("b/other-empty.txt", b"")
+    rig.sync()
+    assert live(rig) == want(rig)
+    assert "a/empty.txt" in rig.target.trashed()
+
+
 def test_folder_move_then_edit_makes_no_conflict_copy(rig: Rig) -> None:
     """Children of a moved folder must stay "ours" (on local: ids are paths; issue #8)."""
     rig.write("models/net.py", "v1")

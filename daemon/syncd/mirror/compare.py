@@ -58,11 +58,13 @@ def _moves_by_content(
 ) -> list[tuple[str, str]]:
     """Pair vanished and new files of equal size and md5, so the remote moves instead of copies.
 
-    Only candidates whose size matches a vanished file are hashed.
+    Only candidates whose size matches a vanished file are hashed.  Empty files are
+    never paired: any two are "equal", and the deleted one must go to the trash.
     """
     by_size: dict[int, list[FileRecord]] = {}
     for rec in deleted:
-        by_size.setdefault(rec.size, []).append(rec)
+        if rec.size > 0:  # every empty file has one md5: pairing them says nothing
+            by_size.setdefault(rec.size, []).append(rec)
     moves: list[tuple[str, str]] = []
     for rel in created:
         candidates = by_size.get(found.files[rel].size)
