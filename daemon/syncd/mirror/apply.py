@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..db.statedb import FileRecord, StateDB
 from ..errors import FileChanged, FileError, TransientError
-from ..fileio import conflict_name, md5_file, open_source, stat_key
+from ..fileio import conflict_name, stat_key
 from ..remotes.base import Remote, RemoteEntry
 from ..retry import ENGINE_OPERATIONS
 from .decide import (
@@ -29,12 +29,12 @@ from .decide import (
     Delete,
     Known,
     Move,
-    There,
     Upload,
     decide_delete,
     decide_move,
     decide_upload,
 )
+from .facts import entry_of, hash_local, known_of, record, there_of
 from .pool import WorkerPool
 from .summary import BatchSummary
 from .tracker import StateTracker
@@ -43,20 +43,6 @@ log = logging.getLogger("syncd.mirror")
 
 _GONE = (FileNotFoundError, NotADirectoryError)
 CONFLICT_TRIES = 50  # names tried for one conflict copy before giving up on the file
-
-
-def entry_of(rec: FileRecord | None) -> RemoteEntry | None:
-    if rec is None:
-        return None
-    return RemoteEntry(rec.path, rec.remote_id, rec.size, rec.md5, rec.remote_rev)
-
-
-def known_of(rec: FileRecord | None) -> Known | None:
-    return None if rec is None else Known(rec.size, rec.md5, rec.remote_id)
-
-
-def there_of(entry: RemoteEntry | None) -> There | None:
-    return None if entry is None else There(entry.is_dir, entry.id, entry.md5)
 
 
 class Applier:
@@ -340,7 +326,7 @@ class Applier:
                 stable_ids=self.remote.features.stable_ids,
             )
             if action is Upload.HASH:
-                local_md5 = self._hash(path)
+                local_md5 = hash_local(self.root, path)
             elif action is Upload.LOOK:
                 cur, looked = self.remote.stat(path, entry_of(rec)), True
             elif action is Upload.LOOK_INSIDE:
@@ -361,7 +347,9 @@ class Applier:
             self.db.touch_file(self.name, path, stat_key(st))
             return
         if action is Upload.ADOPT and cur is not None and local_md5 is not None:
-            self._record(path, st, st.st_size, st.st_mtime_ns, local_md5, cur)
+            self.db.put_file(
+                self.name, record(path, st, st.st_size, st.st_mtime_ns, local_md5, cur)
+            )
             self.summary.add("adopted")
             return
         if action is Upload.CONFLICT and cur is not None:
@@ -371,29 +359,7 @@ class Applier:
             log.debug("%s: trashed the empty folder %s to make room for the file", self.name, path)
         replace = cur if action is Upload.UPDATE else None
         result = self.remote.upload(path, self.root / path, replace)
-        self._record(path, st, result.size, result.mtime_ns, result.md5, result.entry)
+        rec = record(path, st, result.size, result.mtime_ns, result.md5, result.entry)
+        self.db.put_file(self.name, rec)
         self.summary.add("up")
         log.debug("%s: uploaded %s", self.name, path)
-
-    def _hash(self, path: str) -> str:
-        with os.fdopen(open_source(self.root / path, path), "rb") as f:
-            try:
-                return md5_file(f)
-            except OSError as exc:
-                raise FileError(path, f"cannot read it: {exc.strerror}") from exc
-
-    def _record(
-        self,
-        path: str,
-        st: os.stat_result,
-        size: int,
-        mtime_ns: int,
-        md5: str,
-        entry: RemoteEntry,
-    ) -> None:
-        """Write the index row; the inode and ctime only if the version sent is the one
-        stat'ed before (else 0: the next look re-reads the file)."""
-        same = (size, mtime_ns) == (st.st_size, st.st_mtime_ns)
-        ino, ctime_ns = (st.st_ino, st.st_ctime_ns) if same else (0, 0)
-        rec = FileRecord(path, size, mtime_ns, md5, entry.id, entry.rev, time.time(), ino, ctime_ns)
-        self.db.put_file(self.name, rec)

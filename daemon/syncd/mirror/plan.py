@@ -94,6 +94,7 @@ class Planner:
         self.db = db
         self.tracker = tracker
         self.tick = tick
+        self._root_id: tuple[int, int] | None = None
 
     # --- the full walk -------------------------------------------------------
 
@@ -207,6 +208,16 @@ class Planner:
         return os.path.realpath(parent) != os.path.realpath(self.root) + (
             "/" + os.path.dirname(path) if os.path.dirname(path) else ""
         )
+
+    def root_replaced(self) -> bool:
+        """The folder at ``root`` is another one than last time (``mv p p.old && cp -a p.old
+        p`` keeps the name, not the inode): a watch on it follows the old one."""
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            return False  # missing: the full scan's guard handles that
+        before, self._root_id = self._root_id, (st.st_dev, st.st_ino)
+        return before is not None and before != self._root_id
 
     # --- guards --------------------------------------------------------------
 

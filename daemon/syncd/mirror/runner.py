@@ -13,7 +13,6 @@ full walk — whatever happened meanwhile, the walk finds it.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -75,7 +74,6 @@ class MirrorRunner:
         self._waiting = 0  # changes the last walk found that the remote has not taken yet
         self._next_poll = 0.0
         self._next_root_check = 0.0
-        self._root_id: tuple[int, int] | None = None
         rec = db.project(name)
         self._pause = PauseKind(rec.paused) if rec.paused else None
         self.tracker = StateTracker(
@@ -296,25 +294,16 @@ class MirrorRunner:
         self._sleep(ENGINE_RECOVERY_REMOTE.delay(failures))
 
     def _check_root(self) -> None:
-        """The project folder replaced in place (``mv p p.old && cp -a p.old p``) keeps the
-        name but not the inode: the watch still follows the old one, so watch again."""
+        """The project folder replaced in place: watch it again, and walk it."""
         now = time.monotonic()
         if now < self._next_root_check:
             return
         self._next_root_check = now + ROOT_CHECK_S
-        try:
-            st = os.stat(self.root)
-        except OSError:
-            return  # missing: the full scan's guard handles that
-        ident = (st.st_dev, st.st_ino)
-        if self._root_id is not None and ident != self._root_id:
-            log.info(
-                "%s: the project folder %s was replaced; watching it again", self.name, self.root
-            )
+        if self.planner.root_replaced():
+            log.info("%s: the project folder was replaced in place; watching it again", self.name)
             if self.on_root_replaced is not None:
                 self.on_root_replaced()
             self._needs_scan = True
-        self._root_id = ident
 
     # --- scans ---------------------------------------------------------------
 
