@@ -201,6 +201,20 @@ class Applier:
             kept,
         )
 
+    def clean_leftovers(self) -> None:
+        """Files an interrupted run created on the remote but never recorded: trashed if the
+        path is not in the index (recoverable; the plan uploads it again if it is still
+        wanted), so a file deleted or renamed locally meanwhile is not left live there."""
+        for path, entry in list(self.remote.leftovers()):
+            if self.db.file(self.name, path) is not None:
+                continue
+            if entry is not None:
+                self.remote.trash(entry)
+                log.info(
+                    "%s: trashed %s, left on the remote by an interrupted run", self.name, path
+                )
+            self.remote.forget_leftover(path)
+
     # --- the plan ------------------------------------------------------------
 
     def start(self, size: int) -> None:

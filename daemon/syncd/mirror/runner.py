@@ -330,6 +330,8 @@ class MirrorRunner:
         self.remote.check(create=tracked == 0)
         if recovering:
             self.tracker.set(ProjectState.SCANNING)
+        self.applier.idle()  # a paused batch's last uploads must not race this scan
+        self.applier.clean_leftovers()
         if tracked:
             lost = self.planner.lost_on_remote(e.path for e in self.remote.list_all())
             if lost:

@@ -112,5 +112,13 @@ class Remote(Protocol):
     def prune_folder(self, path: str) -> None:
         """Remove the folder at ``path`` and its parents while they are empty."""
 
+    def leftovers(self) -> Iterator[tuple[str, RemoteEntry | None]]:
+        """Paths an interrupted create may have left on the target without syncd recording it
+        (killed after the target made the file, before the index row): the file made there,
+        if it still holds what syncd sent, else None."""
+
+    def forget_leftover(self, path: str) -> None:
+        """Drop the record of an unfinished create at ``path``."""
+
     def close(self) -> None:
         """Release connections and file handles."""

@@ -304,6 +304,15 @@ class LocalRemote:
         except OSError as exc:
             raise self._target_error(path, exc) from exc
 
+    def leftovers(self) -> Iterator[tuple[str, RemoteEntry | None]]:
+        """Nothing beyond the partial temp files ``check`` sweeps: a create lands by one
+        rename, microseconds before the engine's index row (a kill in between is not covered;
+        Drive's create, a request in flight, is)."""
+        return iter(())
+
+    def forget_leftover(self, path: str) -> None:
+        pass
+
     def prune_folder(self, path: str) -> None:
         """Remove ``path`` and its parents while they are empty (after their files were trashed)."""
         while path:

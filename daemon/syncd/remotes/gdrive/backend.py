@@ -369,5 +369,20 @@ class GDriveRemote:
         page = self.api.call(lambda a=args: self.ns.files().list(**a), f"checking {path}")
         return not page.get("items")
 
+    # --- what an interrupted run left (asked by the mirror engine at each full scan) ------
+
+    def leftovers(self) -> Iterator[tuple[str, RemoteEntry | None]]:
+        """Paths with a create intent still recorded, and the file it made if that is ours."""
+        for key in list(self.db.kv_items(self.project, "new:")):
+            path = key[4:]
+            intent = self._intent(path)
+            item = self.ns.get(intent["id"], path) if intent else None
+            mine = item is not None and intent is not None and item.md5 in _written(intent)
+            alive = item is not None and not item.trashed and not item.is_dir
+            yield path, item.entry(path) if item is not None and mine and alive else None
+
+    def forget_leftover(self, path: str) -> None:
+        self.ns.kv("new:" + path, None)
+
     def close(self) -> None:
         self.api.close()
