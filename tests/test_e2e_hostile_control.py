@@ -46,7 +46,7 @@ def test_partial_temp_file_from_kill_9_is_swept_at_start(scenario) -> None:
     d = sc.start()
     sc.quiet(d)
     with open(sc.src / "big.bin", "wb") as f:  # a long copy to interrupt
-        for _ in range(768):
+        for _ in range(512):
             f.write(os.urandom(MiB))
     root = sc.target.root  # type: ignore[union-attr]
 
@@ -156,7 +156,7 @@ def test_project_root_replaced_in_place_is_watched_again(scenario, remote) -> No
     (sc.src / "new.txt").write_text("made in the new folder\n")
     (sc.src / "sub/b.txt").write_text("b, edited in the new folder\n")
     try:
-        wait_for(sc.converged, timeout=15, what="the edits in the replaced root")
+        wait_for(sc.converged, timeout=10, what="the edits in the replaced root")
     finally:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -234,8 +234,8 @@ def _held_update(sc, seconds: float) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="#8 (review note): shutdown waits for an in-flight upload; observed: SIGTERM while "
-    "one update is held by Drive for 20 s takes ~20 s to exit (the upload pool's threads are "
-    "joined at interpreter exit), as long as systemd's TimeoutStopSec=20",
+    "one update is held by Drive for 15 s takes ~15 s to exit (the upload pool's threads are "
+    "joined at interpreter exit): as long as the upload, however long that is",
 )
 def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     sc = scenario("gdrive")
@@ -244,7 +244,7 @@ def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     (sc.src / "model.bin").write_bytes(b"v0" * 1000)
     d = sc.start()
     sc.quiet(d)
-    _held_update(sc, 20)
+    _held_update(sc, 15)
     (sc.src / "model.bin").write_bytes(b"v1" * 1000)
     wait_for(lambda: state(d)["mirror"]["in_flight"] == 1, what="the update in flight")
     t0 = time.monotonic()
