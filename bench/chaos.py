@@ -13,11 +13,12 @@ the faults stop and the run waits for `status` idle with nothing pending, checks
 asks `sync`, waits and checks again.
 
 Printed per remote: operations, kills, Drive requests and injected faults, time
-to quiescence (median, p95, max), and the counts summed over the checkpoints —
-lost, stale, extra, conflict copies nobody caused, duplicated titles, untrashed
-deletions, foreign items touched, temp leftovers — "while idle" (what a user sees
-while status says idle) and "after sync".  Figures, not a verdict: the exit code
-is 0 either way.
+to quiescence (median, p95, max), and the counts summed over the checkpoints (a
+file stale for three rounds counts three times) — lost, stale, extra, conflict
+copies nobody caused, duplicated titles, untrashed deletions, foreign items
+touched, temp leftovers — "while idle" (what a user sees while status says idle)
+and "after sync", then the same counts at the last checkpoint.  Figures, not a
+verdict: the exit code is 0 either way.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def figures(remote: str, r: Report) -> list[str]:
         lines.append(f"  {label:10}: " + " ".join(f"{k}={getattr(c, k)}" for k in KINDS))
         for kind, examples in c.examples.items():
             lines.append(f"      {kind}: {', '.join(examples[:4])}")
+    if r.rounds:
+        end = r.rounds[-1].final[remote]
+        lines.append("  at the end: " + " ".join(f"{k}={getattr(end, k)}" for k in KINDS))
     ops = ", ".join(f"{k} {v}" for k, v in sorted(r.op_counts.items(), key=lambda kv: -kv[1]))
     lines.append(f"  operations by kind: {ops}")
     return lines

@@ -41,7 +41,7 @@ def test_partial_temp_file_from_kill_9_is_swept_at_start(scenario) -> None:
     d = sc.start()
     sc.quiet(d)
     with open(sc.src / "big.bin", "wb") as f:  # a long copy to interrupt
-        for _ in range(768):
+        for _ in range(512):
             f.write(os.urandom(MiB))
     root = sc.target.root  # type: ignore[union-attr]
 
@@ -145,7 +145,7 @@ def test_project_root_replaced_in_place_is_watched_again(scenario, remote) -> No
     (sc.src / "new.txt").write_text("made in the new folder\n")
     (sc.src / "sub/b.txt").write_text("b, edited in the new folder\n")
     try:
-        wait_for(sc.converged, timeout=15, what="the edits in the replaced root")
+        wait_for(sc.converged, timeout=10, what="the edits in the replaced root")
     finally:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -220,7 +220,7 @@ def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     (sc.src / "model.bin").write_bytes(b"v0" * 1000)
     d = sc.start()
     sc.quiet(d)
-    _held_update(sc, 20)
+    _held_update(sc, 15)
     (sc.src / "model.bin").write_bytes(b"v1" * 1000)
     wait_for(lambda: state(d)["mirror"]["in_flight"] == 1, what="the update in flight")
     t0 = time.monotonic()

@@ -210,28 +210,46 @@ def wait_quiet(
     settle: float = 0.5,
     states: tuple[str, ...] = ("idle",),
     first_wait: float = 0.4,
+    stall_after: float = 4.0,
 ) -> float:
     """Wait until the daemon reports quiet for ``settle`` seconds in a row; return the wait.
 
     ``first_wait`` lets the kernel deliver the last events and the quiet window start.
+    A project seen in ``error`` or ``offline`` (unless ``states`` accepts them) for
+    ``stall_after`` seconds in all (a retry loop goes in and out of them) is reported at
+    once: a test need not wait out its timeout to learn that the daemon is stuck.
     """
     start = time.monotonic()
     time.sleep(first_wait)
     deadline = start + timeout
     since: float | None = None
+    stalled = 0.0
     last: dict[str, Any] | None = None
+    polled = time.monotonic()
     while time.monotonic() < deadline:
         last = daemon.status()
+        now = time.monotonic()
         if quiet(last, states):
-            since = since or time.monotonic()
-            if time.monotonic() - since >= settle:
-                return time.monotonic() - start
+            since = since or now
+            if now - since >= settle:
+                return now - start
         else:
             since = None
             if not daemon.alive():
                 raise AssertionError(f"the daemon exited:\n{daemon.log[-3000:]}")
+            bad = [
+                p
+                for p in (last or {}).get("projects", [])
+                if p["state"] in ("error", "offline") and p["state"] not in states
+            ]
+            stalled += (now - polled) if bad else 0.0
+            if stalled >= stall_after:
+                text = json.dumps(bad, ensure_ascii=False)[:1500]
+                raise TimeoutError(f"stuck for {stall_after:.0f}s: {text}")
+        polled = now
         time.sleep(0.05)
-    raise TimeoutError(f"not quiet after {timeout}s: {json.dumps(last, ensure_ascii=False)[:1500]}")
+    text = json.dumps(last, ensure_ascii=False)[:1500]
+    raise TimeoutError(f"not quiet after {timeout}s: {text}")
 
 
 def project_status(status: dict[str, Any], name: str) -> dict[str, Any]:
