@@ -202,18 +202,19 @@ class Applier:
         )
 
     def clean_leftovers(self) -> None:
-        """Files an interrupted run created on the remote but never recorded: trashed if the
-        path is not in the index (recoverable; the plan uploads it again if it is still
-        wanted), so a file deleted or renamed locally meanwhile is not left live there."""
+        """Files an interrupted run created on the remote but never recorded, at paths that
+        are no longer wanted (deleted or renamed locally since): trashed, so they are not
+        left live there.  A path still wanted is left to its upload, which adopts the file;
+        a create not made (yet — a request may still be in flight) keeps its record, so the
+        reserved id is used again and a late create is found next time."""
         for path, entry in list(self.remote.leftovers()):
-            if self.db.file(self.name, path) is not None:
+            if entry is None or self.db.file(self.name, path) is not None:
                 continue
-            if entry is not None:
-                self.remote.trash(entry)
-                log.info(
-                    "%s: trashed %s, left on the remote by an interrupted run", self.name, path
-                )
+            if os.path.lexists(self.root / path):
+                continue
+            self.remote.trash(entry)
             self.remote.forget_leftover(path)
+            log.info("%s: trashed %s, left by an interrupted upload", self.name, path)
 
     # --- the plan ------------------------------------------------------------
 
