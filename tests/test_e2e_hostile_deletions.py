@@ -1,0 +1,104 @@
+"""Hostile: deletions lost inside the quiet window, and the mass-deletion guard (issue #8).
+
+The README: "A local deletion moves the target copy to the target's trash" and
+"If the project folder is missing or empty while files were mirrored from it …
+the project pauses and nothing is trashed".  Each sequence below happens within
+one quiet window (`delay: 1s` here, so the timing is not a race), then the test
+waits for `idle, pending 0` and looks at the target.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.chaos.targets import REMOTES
+
+pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="#8: the coalescer drops the source of a move whose destination is deleted in the "
+    "same window; observed: after `mv a.txt a2.txt; rm a2.txt` a.txt stays live on the target "
+    "and nothing is trashed, status idle, pending 0",
+)
+@pytest.mark.parametrize("remote", REMOTES)
+def test_rename_then_delete_in_the_quiet_window_trashes_the_original(scenario, remote) -> None:
+    sc = scenario(remote, delay="1s")
+    (sc.src / "a.txt").write_text("a\n")
+    (sc.src / "other.txt").write_text("o\n")
+    d = sc.start()
+    sc.quiet(d)
+    os.rename(sc.src / "a.txt", sc.src / "a2.txt")
+    (sc.src / "a2.txt").unlink()
+    sc.quiet(d, first_wait=1.5)
+    assert sc.converged(), sc.diff()
+    assert "a.txt" in sc.target.trashed()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="#8: a move from a never-uploaded temp file is taken as a create, and create + "
+    "delete as nothing; observed: after an editor save over b.txt followed by `rm b.txt` "
+    "b.txt stays live on the target, status idle, pending 0",
+)
+@pytest.mark.parametrize("remote", REMOTES)
+def test_editor_save_then_delete_in_the_quiet_window_trashes_the_file(scenario, remote) -> None:
+    sc = scenario(remote, delay="1s")
+    (sc.src / "b.txt").write_text("b v1\n")
+    (sc.src / "other.txt").write_text("o\n")
+    d = sc.start()
+    sc.quiet(d)
+    tmp = sc.src / ".b.txt.save-tmp"  # what editors write before renaming over the file
+    tmp.write_text("b v2\n")
+    os.rename(tmp, sc.src / "b.txt")
+    (sc.src / "b.txt").unlink()
+    sc.quiet(d, first_wait=1.5)
+    assert sc.converged(), sc.diff()
+    assert "b.txt" in sc.target.trashed()
+
+
+@pytest.mark.parametrize("remote", REMOTES)
+def test_plain_delete_goes_to_the_trash(scenario, remote) -> None:
+    """The baseline the cases above break: a delete alone is trashed."""
+    sc = scenario(remote, delay="1s")
+    (sc.src / "a.txt").write_text("a\n")
+    (sc.src / "other.txt").write_text("o\n")
+    d = sc.start()
+    sc.quiet(d)
+    (sc.src / "a.txt").unlink()
+    sc.quiet(d, first_wait=1.5)
+    assert sc.converged(), sc.diff()
+    assert "a.txt" in sc.target.trashed()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="#8 (review note): the mass-deletion guard needs >= 50 files; observed: a "
+    "10-file project emptied except .git has all 10 files trashed without asking, "
+    "state idle",
+)
+@pytest.mark.parametrize("remote", REMOTES)
+def test_small_project_emptied_except_git_pauses_instead_of_trashing(scenario, remote) -> None:
+    sc = scenario(remote)
+    (sc.src / ".git").mkdir()
+    (sc.src / ".git/HEAD").write_text("ref: refs/heads/main\n")
+    for i in range(10):
+        (sc.src / f"f{i}.py").write_text(f"# {i}\n")
+    d = sc.start()
+    sc.quiet(d)
+    assert len(sc.target.live()) == 10
+    for i in range(10):  # an `rm *` in the wrong terminal
+        (sc.src / f"f{i}.py").unlink()
+    time.sleep(2.0)
+    sc.quiet(d, states=("idle", "paused"))
+    assert len(sc.target.live()) == 10, "every file was trashed without asking"
+    st = d.status()
+    assert st is not None
+    p = st["projects"][0]
+    assert p["state"] == "paused" and "--confirm-deletes" in (p["reason"] or ""), p
