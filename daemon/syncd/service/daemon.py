@@ -12,7 +12,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +19,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from ..config import Config, ProjectConfig, load_config
 from ..db.statedb import StateDB
-from ..errors import ConfigError, SyncdError
+from ..errors import ConfigError
 from ..localfs.ignore import IgnoreRules
 from ..mirror.coalescer import Coalescer
 from ..mirror.engine import MirrorEngine
 from ..mirror.once import build_engine
+from .controller import Controller
+from .hosts import DaemonHost
 from .ipc import Server, socket_path
+from .protocol import dispatch
 from .sd_notify import SystemdNotifier
-from .status import daemon_status, project_status
 from .watcher import Watch, Watcher
 
 if TYPE_CHECKING:
@@ -69,15 +70,8 @@ class Daemon:
         self._ipc: Server | None = None
         self.snapshots: dict[str, SnapshotService] = {}  # imported when a project has one
         self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
-        self._commands: dict[str, Callable[[str | None, dict[str, Any]], Any]] = {
-            "status": self._cmd_status,
-            "pause": self._cmd_pause,
-            "resume": self._cmd_resume,
-            "sync": self._cmd_sync,
-            "snapshot": self._cmd_snapshot,
-            "reload": self._cmd_reload,
-            "stop": self._cmd_stop,
-        }
+        # Every control request goes through the one controller (as the CLI's in-process ones do).
+        self.control = Controller(DaemonHost(self))
 
     # --- projects ------------------------------------------------------------
 
@@ -161,87 +155,14 @@ class Daemon:
         rt.rules.reload()
         rt.engine.request_scan()
 
-    def _select(self, name: str | None) -> list[ProjectRuntime]:
-        if name is None:
-            return list(self.projects.values())
-        if name not in self.projects:
-            known = ", ".join(self.projects) or "none"
-            raise SyncdError(f"no mirrored project named {name!r} (projects: {known})")
-        return [self.projects[name]]
-
     # --- requests (IPC) ------------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> Any:
         """One control request from the socket; see ``ipc`` for the framing."""
-        project = request.get("project")
-        if project is not None and not isinstance(project, str):
-            raise SyncdError('"project" must be a string')
-        command = self._commands.get(request["cmd"])
-        if command is None:
-            raise SyncdError(f"unknown command {request['cmd']!r}")
-        return command(project, request)
-
-    def _cmd_status(self, project: str | None, request: dict[str, Any]) -> Any:
-        return self.status(project)
-
-    def _cmd_pause(self, project: str | None, request: dict[str, Any]) -> Any:
-        for rt in self._select(project):
-            rt.engine.pause()
-        return self.status(project)
-
-    def _cmd_resume(self, project: str | None, request: dict[str, Any]) -> Any:
-        for rt in self._select(project):
-            rt.engine.resume(confirm_deletes=bool(request.get("confirm_deletes")))
-        return self.status(project)
-
-    def _cmd_sync(self, project: str | None, request: dict[str, Any]) -> Any:
-        for rt in self._select(project):
-            rt.engine.request_scan()
-        return self.status(project)
-
-    def _cmd_snapshot(self, project: str | None, request: dict[str, Any]) -> Any:
-        if project is None:
-            if len(self.snapshots) != 1:
-                raise SyncdError("name the project to snapshot (syncd snapshot PROJECT)")
-            project = next(iter(self.snapshots))
-        service = self.snapshots.get(project)
-        if service is None:
-            raise SyncdError(f"project {project!r} has no `snapshot:` section in the config")
-        result = service.take(
-            "manual",
-            request.get("message"),
-            force=bool(request.get("force")),
-            wait=bool(request.get("wait")),
-        )
-        return result.to_dict()
-
-    def _cmd_reload(self, project: str | None, request: dict[str, Any]) -> Any:
-        self.reload()
-        if self.config_error:
-            raise SyncdError(f"kept the previous config: {self.config_error}")
-        return self.status(None)
-
-    def _cmd_stop(self, project: str | None, request: dict[str, Any]) -> Any:
-        self.request_stop()
-        return {"stopping": True}
+        return dispatch(self.control, request)
 
     def status(self, project: str | None = None) -> dict[str, Any]:
-        projects = []
-        for pc in self.config.projects:
-            if project is not None and pc.name != project:
-                continue
-            rt = self.projects.get(pc.name)
-            service = self.snapshots.get(pc.name)
-            projects.append(
-                project_status(
-                    pc,
-                    rt.engine.status() if rt else None,
-                    service.status_block() if service else None,
-                )
-            )
-        if project is not None and not projects:
-            raise SyncdError(f"no project named {project!r}")
-        return daemon_status(projects, self.started, self.config_error)
+        return self.control.status(project)
 
     def _summary(self) -> str:
         states = [f"{name} {rt.engine.state.value}" for name, rt in self.projects.items()]

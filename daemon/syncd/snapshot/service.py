@@ -133,7 +133,10 @@ class SnapshotService:
             result = self._snapshot(trigger, message, force, wait, progress, started)
         except SyncdError as exc:
             self._remember("error", started)
-            log.error("%s: snapshot failed: %s", self.name, exc)
+            # A manual snapshot's failure is reported once, by whoever asked (the CLI prints
+            # it); a triggered one has nobody waiting, so it is the log's to say.
+            level = logging.INFO if trigger == "manual" else logging.ERROR
+            log.log(level, "%s: snapshot failed: %s", self.name, exc)
             raise
         except Exception:
             self._remember("error", started)
