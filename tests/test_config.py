@@ -506,3 +506,101 @@ def test_initial_config_loads_back(tmp_path: Path) -> None:
 def test_initial_config_refuses_a_bad_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         render_initial_config(tmp_path, "my project")
+
+
+# --- projects and targets that overlap (issue #8) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("projects", "line", "expected"),
+    [
+        (  # a project inside another project
+            '- {name: a, path: proj, mirror: {to: "local:m1"}}\n'
+            '- {name: b, path: proj/sub, mirror: {to: "local:m2"}}',
+            3,
+            "projects[1].path: {tmp}/proj/sub is inside the folder of project 'a' ({tmp}/proj)",
+        ),
+        (  # ... or around it
+            '- {name: a, path: proj/sub, mirror: {to: "local:m1"}}\n'
+            '- {name: b, path: proj, mirror: {to: "local:m2"}}',
+            3,
+            "projects[1].path: {tmp}/proj contains the folder of project 'a'",
+        ),
+        (  # a target that contains another project's folder
+            '- {name: a, path: a, mirror: {to: "local:shared"}}\n'
+            '- {name: b, path: shared/b, mirror: {to: "local:b-mirror"}}',
+            2,
+            "projects[0].mirror.to: local:shared contains project 'b' ({tmp}/shared/b)",
+        ),
+        (  # two projects, one local target
+            '- {name: a, path: a, mirror: {to: "local:one"}}\n'
+            '- {name: b, path: b, mirror: {to: "local:./one/"}}',
+            3,
+            "projects[1].mirror.to: local:./one/ is also the target of project 'a' (local:one)",
+        ),
+        (  # one target inside another's
+            '- {name: a, path: a, mirror: {to: "local:one"}}\n'
+            '- {name: b, path: b, mirror: {to: "local:one/b"}}',
+            3,
+            "projects[1].mirror.to: local:one/b is inside the target of project 'a'",
+        ),
+        (  # one Drive folder, spelled two ways
+            '- {name: a, path: a, mirror: {to: "gdrive:/syncd/shared"}}\n'
+            '- {name: b, path: b, mirror: {to: "gdrive://syncd/shared/"}}',
+            3,
+            "projects[1].mirror.to: gdrive://syncd/shared/ is also the target of project 'a'",
+        ),
+        (  # a Drive folder inside another project's Drive folder
+            '- {name: a, path: a, mirror: {to: "gdrive:/syncd"}}\n'
+            '- {name: b, path: b, mirror: {to: "gdrive:/syncd/b"}}',
+            3,
+            "projects[1].mirror.to: gdrive:/syncd/b is inside the target of project 'a'",
+        ),
+        (  # one folder id twice
+            '- {name: a, path: a, mirror: {to: "gdrive:id=abc"}}\n'
+            '- {name: b, path: b, mirror: {to: "gdrive:id=abc"}}',
+            3,
+            "projects[1].mirror.to: gdrive:id=abc is also the target of project 'a'",
+        ),
+    ],
+)
+def test_overlapping_projects_and_targets_are_refused(
+    tmp_path: Path, projects: str, line: int, expected: str
+) -> None:
+    for folder in ("a", "b", "shared/b", "proj/sub"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    text = "projects:\n" + textwrap.indent(projects, "  ") + "\n"
+    message = error_of(tmp_path, text)
+    tmp = tmp_path.resolve()
+    assert f"config.yaml:{line}: " + expected.format(tmp=tmp) in message, message
+    assert "\n" not in message
+
+
+def test_a_target_reached_through_a_symlink_is_compared_by_its_real_path(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "b")
+    message = error_of(
+        tmp_path,
+        """
+        projects:
+          - {name: a, path: proj, mirror: {to: "local:alias"}}
+          - {name: b, path: b, mirror: {to: "local:b-mirror"}}
+        """,
+    )
+    assert "projects[0].mirror.to: local:alias is inside project 'b'" in message
+
+
+def test_projects_side_by_side_and_distinct_targets_load(tmp_path: Path) -> None:
+    for folder in ("a", "ab", "b"):
+        (tmp_path / folder).mkdir()
+    path = write(
+        tmp_path,
+        """
+        projects:
+          - {name: a, path: a, mirror: {to: "local:m/a"}}
+          - {name: ab, path: ab, mirror: {to: "local:m/ab"}}
+          - {name: b, path: b, mirror: {to: "gdrive:/syncd/b"}}
+          - {name: c, path: proj, mirror: {to: "gdrive:/syncd/bc"}}
+        """,
+    )
+    assert [p.name for p in load_config(path).projects] == ["a", "ab", "b", "c"]

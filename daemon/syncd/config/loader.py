@@ -22,6 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError
 from .model import Config, DriveConfig, KaggleConfig, MirrorConfig, ProjectConfig, SnapshotConfig
+from .overlap import check_projects_apart
 from .values import (
     cron_schedule,
     dataset_ref,
@@ -239,31 +240,6 @@ def _project(section: _Section) -> ProjectConfig:
     return ProjectConfig(**values)
 
 
-def _check_projects_apart(sections: tuple[_Section, ...], projects: list[ProjectConfig]) -> None:
-    """Names and folders are unique, and no local mirror target overlaps a project folder."""
-    for i, (section, project) in enumerate(zip(sections, projects, strict=True)):
-        for j, other in enumerate(projects[:i]):
-            if other.name == project.name:
-                raise section.error("name", f"{project.name!r} is already used by projects[{j}]")
-            if other.path == project.path:
-                raise section.error("path", f"{project.path} is already project {other.name!r}")
-        to = project.mirror.to if project.mirror else None
-        if to is None or to.kind != "local":
-            continue
-        # A target inside a watched folder (or around this one) gets its own copies uploaded
-        # again: with its own project that never ends, with another it ping-pongs.
-        target = Path(to.path or "")
-        for other in projects:
-            inside = target.is_relative_to(other.path)
-            if inside or (other is project and project.path.is_relative_to(target)):
-                whose = "the project folder" if other is project else f"project {other.name!r}"
-                raise section.get("mirror").error(
-                    "to",
-                    f"{to.raw} {'is inside' if inside else 'contains'} {whose} ({other.path})",
-                    "syncd would mirror into itself; choose a folder outside it",
-                )
-
-
 def load_config(path: Path) -> Config:
     """Read, check and convert the config file; every problem is one ConfigError sentence."""
     label = str(path)
@@ -297,7 +273,7 @@ def load_config(path: Path) -> Config:
     top = _Reader(label, file.parent).section(root, _ROOT, "")
     sections: tuple[_Section, ...] = top.values["projects"]
     projects = [_project(section) for section in sections]
-    _check_projects_apart(sections, projects)
+    check_projects_apart(sections, projects)
     drive, kaggle = top.get("drive"), top.get("kaggle")
     return Config(
         path=file,
