@@ -36,6 +36,19 @@ from .values import (
     worker_count,
 )
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+}
+
+
+def one_line(message: str) -> str:
+    """The message with the file's own text made printable: a key or value echoed from the
+    file may hold a line break or a control character, and an error is one line."""
+    return message.translate(_CONTROL).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 # --- the schema: one table per section; keys are the dataclass field names --------------------
 
 
@@ -144,7 +157,7 @@ class _Section:
     def error(self, key: str | None, message: str, remedy: str | None = None) -> ConfigError:
         line = self.lines.get(key, self.line) if key else self.line
         where = _join(self.keypath, key) if key else self.keypath
-        return ConfigError(f"{self.label}:{line}: {where}: {message}", remedy)
+        return ConfigError(one_line(f"{self.label}:{line}: {where}: {message}"), remedy)
 
 
 class _Reader:
@@ -156,7 +169,7 @@ class _Reader:
 
     def error(self, node: Node, keypath: str, message: str) -> ConfigError:
         where = f"{keypath}: " if keypath else ""
-        return ConfigError(f"{self.label}:{node.start_mark.line + 1}: {where}{message}")
+        return ConfigError(one_line(f"{self.label}:{node.start_mark.line + 1}: {where}{message}"))
 
     def section(self, node: Node, schema: dict[str, _Field], keypath: str) -> _Section:
         if not isinstance(node, MappingNode):
@@ -263,9 +276,16 @@ def load_config(path: Path) -> Config:
         problem = exc.problem or ""
         if exc.context and (not problem or problem.startswith("but ")):
             problem = f"{exc.context}, {problem}".rstrip(", ")
-        raise ConfigError(f"{label}:{line}: not valid YAML: {problem}") from None
+        raise ConfigError(one_line(f"{label}:{line}: not valid YAML: {problem}")) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ...)
+        line = text[: exc.position].count("\n") + 1
+        what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "a character"
+        raise ConfigError(
+            f"{label}:{line}: not valid YAML: the file holds {what}, which YAML does not allow",
+            "remove it (a text editor shows it as a control character)",
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{label}:1: not valid YAML: {exc}") from None
+        raise ConfigError(one_line(f"{label}:1: not valid YAML: {exc}")) from None
     if root is None:
         raise ConfigError(f"{label}:1: the file is empty", "it needs at least a projects list")
 

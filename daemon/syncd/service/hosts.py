@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config, load_config
 from ..db.statedb import StateDB, state_db_path
 from ..errors import ConfigError, SyncdError
+from ..mirror.model import PauseKind
 from .ipc import DaemonNotRunning
 from .lock import InstanceLock, instance_lock
 from .status import header, mirror_status_from_disk
@@ -133,7 +134,8 @@ class DaemonHost:
     def reconcile(self, names: list[str], confirm_deletes: bool) -> dict[str, Any]:
         for name in names:
             engine = self.mirror(name)
-            if confirm_deletes:
+            held = self.db.project(name).paused == PauseKind.DELETES.value
+            if confirm_deletes and held:  # the word lifts a held deletion, not a user's pause
                 engine.resume(confirm_deletes=True)
             engine.request_scan()
         return {"once": False, "projects": names}

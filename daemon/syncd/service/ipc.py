@@ -105,7 +105,7 @@ class Server:
         finally:
             os.umask(old)
         path.chmod(0o600)
-        self._sock.listen(16)
+        self._sock.listen(128)  # clients beyond it wait in `request` until there is room
         self._thread = threading.Thread(target=self._serve, name="ipc", daemon=True)
         self._closed = False
 
@@ -131,24 +131,36 @@ class Server:
             threading.Thread(target=self._client, args=(conn,), daemon=True).start()
 
     def _client(self, conn: socket.socket) -> None:
+        """Answer each request line of one connection (usually one), until the client hangs up."""
         conn.settimeout(CLIENT_TIMEOUT)
+        reader = _LineReader(conn)
         with conn:
-            try:
-                line = _read_line(conn)
-                reply = self._dispatch(line)
-            except TimeoutError:
-                return
-            except RequestTooLarge:
-                reply = _refusal(f"request larger than {MAX_REQUEST} bytes", 2)
-            except OSError:
-                return
-            try:
-                data = json.dumps(reply).encode()
-            except (TypeError, ValueError) as exc:  # a result that is not plain data: our bug
-                log.error("cannot send the answer to a control request: %s", exc)
-                data = json.dumps(_refusal(f"internal error: {exc}")).encode()
-            with contextlib.suppress(OSError):
-                conn.sendall(data + b"\n")
+            while not self._closed:
+                try:
+                    line = reader.next_line()
+                    if line is None:
+                        return  # the client hung up after its last request
+                    reply = self._dispatch(line)
+                except RequestTooLarge:
+                    reply = _refusal(f"request larger than {MAX_REQUEST} bytes", 2)
+                    reader.closed = True  # the rest of that line is not worth reading
+                except OSError:  # includes the timeout of an idle client
+                    return
+                if not self._send(conn, reply) or reader.closed:
+                    return
+
+    @staticmethod
+    def _send(conn: socket.socket, reply: dict[str, Any]) -> bool:
+        try:
+            data = json.dumps(reply).encode()
+        except (TypeError, ValueError) as exc:  # a result that is not plain data: our bug
+            log.error("cannot send the answer to a control request: %s", exc)
+            data = json.dumps(_refusal(f"internal error: {exc}")).encode()
+        try:
+            conn.sendall(data + b"\n")
+        except OSError:
+            return False
+        return True
 
     def _dispatch(self, line: bytes) -> dict[str, Any]:
         try:
@@ -188,16 +200,33 @@ class RequestTooLarge(Exception):
     pass
 
 
-def _read_line(conn: socket.socket) -> bytes:
-    buf = bytearray()
-    while b"\n" not in buf:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-        if len(buf) > MAX_REQUEST:
+class _LineReader:
+    """The request lines of one connection; a last line without its newline counts at EOF."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buf = bytearray()
+        self.closed = False  # the client half-closed (or the rest is being ignored)
+
+    def next_line(self) -> bytes | None:
+        while b"\n" not in self.buf:
+            if self.closed:
+                if not self.buf:
+                    return None
+                line, self.buf = bytes(self.buf), bytearray()
+                return line
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                self.closed = True
+                continue
+            self.buf += chunk
+            if len(self.buf) > MAX_REQUEST and b"\n" not in self.buf[:MAX_REQUEST]:
+                raise RequestTooLarge
+        line, _, rest = bytes(self.buf).partition(b"\n")
+        if len(line) > MAX_REQUEST:
             raise RequestTooLarge
-    return bytes(buf.split(b"\n", 1)[0])
+        self.buf = bytearray(rest)
+        return line
 
 
 def request(path: Path, cmd: str, timeout: float = CLIENT_TIMEOUT, **fields: Any) -> Any:
@@ -212,10 +241,7 @@ def request(path: Path, cmd: str, timeout: float = CLIENT_TIMEOUT, **fields: Any
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise DaemonNotRunning("syncd is not running", "start it with `syncd run`") from exc
+        _connect(sock, path, deadline)
         sock.sendall(line)
         data = bytearray()
         while not data.endswith(b"\n"):
@@ -246,3 +272,19 @@ def request(path: Path, cmd: str, timeout: float = CLIENT_TIMEOUT, **fields: Any
             code if isinstance(code, int) and not isinstance(code, bool) else 1,
         )
     return reply.get("result")
+
+
+def _connect(sock: socket.socket, path: Path, deadline: float) -> None:
+    """Connect, waiting for room while the daemon's queue of new connections is full."""
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonNotRunning("syncd is not running", "start it with `syncd run`") from exc
+        except BlockingIOError:
+            # A full listen backlog: a busy or stopped daemon.  Unix sockets answer EAGAIN
+            # at once instead of waiting, so wait here, up to the request's deadline.
+            if time.time() >= deadline:
+                raise TimeoutError from None
+            time.sleep(0.05)
