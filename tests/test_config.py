@@ -488,7 +488,7 @@ def test_initial_config_loads_back(tmp_path: Path) -> None:
     project_dir.mkdir(parents=True)
     path = tmp_path / "conf" / "config.yaml"
     path.parent.mkdir()
-    path.write_text(render_initial_config(project_dir, "cifar"))
+    path.write_text(render_initial_config(project_dir, "cifar", "gdrive:/syncd/cifar"))
 
     config = load_config(path)
 

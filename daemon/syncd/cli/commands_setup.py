@@ -3,33 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import re
-import sys
 from pathlib import Path
 
-from .context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, config_path, load
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    from ..config import render_initial_config
-
-    path = config_path(args)
-    folder = Path(args.dir).expanduser().resolve()
-    if path.exists():
-        print(
-            f"{path} already exists; add the project to it by hand (see config.example.yaml).",
-            file=sys.stderr,
-        )
-        return EXIT_FAIL
-    if not folder.is_dir():
-        print(f"{folder} is not a folder; pass the project folder to mirror.", file=sys.stderr)
-        return EXIT_USAGE
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).strip("-._") or "project"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_initial_config(folder, name))
-    print(f"wrote {path} with project '{name}' ({folder} → gdrive:/syncd/{name}).")
-    print("Next: `syncd auth drive`, then `syncd run` (or `syncd service install`).")
-    return EXIT_OK
+from .context import EXIT_FAIL, EXIT_OK, config_path, load
 
 
 def cmd_service(args: argparse.Namespace) -> int:

@@ -16,8 +16,9 @@ from .commands_daemon import (
     cmd_stop,
     cmd_sync,
 )
-from .commands_setup import cmd_auth, cmd_doctor, cmd_init, cmd_service
+from .commands_setup import cmd_auth, cmd_doctor, cmd_service
 from .commands_snapshot import cmd_snapshot, cmd_snapshots
+from .init import cmd_init
 
 
 def _common_options(parser: argparse.ArgumentParser, default: object) -> None:
@@ -57,8 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("init", cmd_init, "write a config with one project for DIR if none exists")
+    p = add("init", cmd_init, "write a config that mirrors DIR (or add DIR to the config)")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR")
+    p.add_argument(
+        "--to",
+        metavar="ADDRESS",
+        help="mirror target: local:DIR or gdrive:/PATH (default: gdrive:/syncd/NAME when Drive "
+        "credentials exist, else local:~/syncd-mirror/NAME); on a project, switches it",
+    )
+    p.add_argument(
+        "--snapshot",
+        metavar="OWNER/SLUG",
+        help="also snapshot DIR to this Kaggle dataset (slug: 6-50 of a-z, 0-9, -)",
+    )
     p = add("run", cmd_run, "run the daemon in the foreground (what the service runs)")
     p.add_argument("--log-file", help="log to this file (rotated at 10 MB) instead of stderr")
     p = add("status", cmd_status, "what the daemon is doing (exit 3 if it is not running)")
