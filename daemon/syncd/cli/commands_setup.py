@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .context import EXIT_FAIL, EXIT_OK, config_path, load
+from .context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, config_path, load, say
 
 
 def cmd_service(args: argparse.Namespace) -> int:
@@ -16,8 +16,11 @@ def cmd_service(args: argparse.Namespace) -> int:
             print(line)
         return EXIT_OK
     if args.action == "install":
+        from .service_env import credentials_story
+
         config = load(args)  # refuse to install a service that would fail on a bad config
         lines = service.install(config_path=config.path, dry_run=args.dry_run)
+        lines += credentials_story(config)
     else:
         lines = service.uninstall(dry_run=args.dry_run)
     for line in lines:
@@ -26,14 +29,18 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_checks
+    from .doctor import CONFIG_BROKEN, run_checks
 
-    worst = EXIT_OK
+    failures, code = 0, EXIT_OK
     for level, message in run_checks(config_path(args)):
-        print(f"[{level}] {message}")
-        if level == "fail":
-            worst = EXIT_FAIL
-    return worst
+        print(f"[{'fail' if level == CONFIG_BROKEN else level}] {message}")
+        if level in ("fail", CONFIG_BROKEN):
+            failures += 1
+            code = EXIT_USAGE if level == CONFIG_BROKEN else max(code, EXIT_FAIL)
+    if failures:
+        problems = f"{failures} problem{'s' if failures > 1 else ''}"
+        say(f"doctor found {problems}; each [fail] line above says how to fix it")
+    return code
 
 
 def cmd_auth(args: argparse.Namespace) -> int:

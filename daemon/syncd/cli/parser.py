@@ -43,10 +43,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
+    # allow_abbrev=False: `--confirm` must not quietly mean `--confirm-deletes`.
+    common = _Parser(add_help=False, allow_abbrev=False)
     _common_options(common, argparse.SUPPRESS)
     parser = _Parser(
         prog="syncd",
+        allow_abbrev=False,
         description="Mirror project folders to Google Drive and snapshot them to Kaggle.",
     )
     _common_options(parser, None)
@@ -54,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_: str):
-        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        p = sub.add_parser(
+            name, parents=[common], help=help_, description=help_, allow_abbrev=False
+        )
         p.set_defaults(func=func)
         return p
 

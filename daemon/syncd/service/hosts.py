@@ -48,6 +48,8 @@ def state_error(exc: BaseException, where: Path) -> SyncdError:
     text = str(exc).lower()
     if code == errno.EROFS or "read-only" in text:
         problem = "is on a read-only disk"
+    elif code in (errno.EEXIST, errno.ENOTDIR):
+        problem = "is not a folder (a file has its name)"
     elif code in (errno.EACCES, errno.EPERM) or "permission" in text or "unable to open" in text:
         problem = "cannot be written by you (permissions)"
     else:

@@ -60,6 +60,9 @@ COMMANDS: dict[str, Command] = {
     # A reload stops changed projects (each gets a few seconds to finish a copy).
     "reload": Command({}, lambda c, a: c.reload(), lambda: 3 * quick_timeout()),
     "stop": Command({}, lambda c, a: c.stop()),
+    # Before a long request: is anybody there to carry it out?  (A stopped daemon would
+    # otherwise hold a `snapshot --wait` for its whole timeout.)
+    "ping": Command({}, lambda c, a: {"pong": True}),
 }
 ENVELOPE = ("cmd", "deadline")  # checked by the socket server (ipc)
 
@@ -138,13 +141,18 @@ class ControlClient:
     def remote(self, cmd: str, **fields: Any) -> Any:
         """Over the socket only; a daemon that does not answer in time is one sentence."""
         timeout = COMMANDS[cmd].timeout() if cmd in COMMANDS else quick_timeout()
+        path = socket_path(self.config_path)
+        waited = quick_timeout()
         try:
-            return request(socket_path(self.config_path), cmd, timeout=timeout, **fields)
+            if timeout > waited:
+                request(path, "ping", timeout=waited)
+            waited = timeout
+            return request(path, cmd, timeout=timeout, **fields)
         except DaemonNotAnswering:
             pid = _daemon_pid(self.config_path)
             who, stuck = (f"syncd (pid {pid})", f"`kill {pid}`") if pid else ("syncd", "it")
             raise SyncdError(
-                f"{who} did not answer `{cmd}` within {timeout:g} s, and it drops a request "
+                f"{who} did not answer `{cmd}` within {waited:g} s, and it drops a request "
                 "that reaches it later, so nothing was done",
                 f"if it stays stuck, restart {stuck}; raise SYNCD_CONTROL_TIMEOUT_S if it is "
                 "only slow",

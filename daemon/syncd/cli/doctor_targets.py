@@ -1,0 +1,194 @@
+"""``syncd doctor``'s checks of where files go: every target reachable and writable, the
+credentials as the service will see them, and free disk where staging and targets live.
+
+"As the service will see them": a systemd or launchd service does not inherit what a
+shell exports, so credentials that only live in ``KAGGLE_*`` variables of this shell
+count for ``syncd run`` typed here, not for ``syncd service install`` (see
+``service_install.service_environment``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..config import Config, ProjectConfig
+
+Check = tuple[str, str]
+
+MiB = 2**20
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _writable(folder: Path) -> str | None:
+    """Why a file cannot be created in ``folder`` (tried for real), or None."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".syncd-doctor-", dir=folder)
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            return "it is on a read-only disk"
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def _mirrored_before(config: Config, name: str) -> bool:
+    """Whether the index holds files of this project (then a missing target is an unmounted
+    disk, not a folder to create)."""
+    from ..db.statedb import StateDB, state_db_path
+
+    path = state_db_path(config.path)
+    if not path.exists():
+        return False
+    try:
+        db = StateDB(path)
+    except Exception:  # noqa: BLE001 - the state folder has its own check; this one only asks
+        return False
+    try:
+        return db.count(name)[0] > 0
+    finally:
+        db.close()
+
+
+def _local_target(config: Config, pc: ProjectConfig) -> Iterator[Check]:
+    assert pc.mirror is not None
+    to = pc.mirror.to
+    folder = Path(to.path or "")
+    fix_perm = f"fix its permissions (`chmod u+rwx {folder}`) or choose another folder"
+    if folder.exists():
+        if not folder.is_dir():
+            yield "fail", f"{pc.name}: target {to.raw} is not a folder (choose a folder)"
+            return
+        problem = _writable(folder)
+        if problem:
+            yield "fail", f"{pc.name}: cannot write to target {to.raw}: {problem} ({fix_perm})"
+        else:
+            yield "ok", f"{pc.name}: target {to.raw} is writable"
+        return
+    if _mirrored_before(config, pc.name):
+        yield (
+            "fail",
+            f"{pc.name}: target {to.raw} is missing although files were mirrored there "
+            "(an unmounted disk? mount it; syncd waits for it rather than fill the mount point)",
+        )
+        return
+    parent = _existing(folder)
+    problem = "it is not a folder" if not parent.is_dir() else _writable(parent)
+    if problem:
+        yield (
+            "fail",
+            f"{pc.name}: cannot create target {to.raw} in {parent}: {problem} ({fix_perm})",
+        )
+    else:
+        yield "ok", f"{pc.name}: target {to.raw} will be created at the first sync"
+
+
+def _drive_target(config: Config, pc: ProjectConfig) -> Iterator[Check]:
+    cfg = config.drive
+    if cfg.service_account_key:
+        yield from _private_file(
+            pc, cfg.service_account_key, "service account key", "download it again"
+        )
+        return
+    yield from _private_file(
+        pc,
+        cfg.credentials,
+        "Drive credentials",
+        "run `syncd auth drive`, or `syncd init DIR --to local:/some/dir` to mirror to a "
+        "folder meanwhile",
+    )
+
+
+def _private_file(pc: ProjectConfig, path: Path, what: str, fix: str) -> Iterator[Check]:
+    assert pc.mirror is not None
+    if not path.exists():
+        yield (
+            "fail",
+            f"{pc.name}: {what} {path} are missing, so {pc.mirror.to.raw} cannot be reached "
+            f"({fix})",
+        )
+        return
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        yield "warn", f"{what} {path} can be read by other users (run `chmod 600 {path}`)"
+    else:
+        yield "ok", f"{pc.name}: {what} {path} are present and private"
+
+
+def targets(config: Config) -> Iterator[Check]:
+    for pc in config.projects:
+        if pc.mirror is None:
+            continue
+        if pc.mirror.to.kind == "local":
+            yield from _local_target(config, pc)
+        else:
+            yield from _drive_target(config, pc)
+
+
+def credentials(config: Config) -> Iterator[Check]:
+    """Kaggle credentials, as the service will see them (only for projects that snapshot)."""
+    if not any(pc.snapshot for pc in config.projects):
+        return
+    from .service_env import service_environment, shell_only_variables
+
+    env = service_environment()
+    home = Path(env.get("HOME") or Path.home())
+    folder = Path(env.get("KAGGLE_CONFIG_DIR") or home / ".kaggle")
+    found = [p for p in (home / ".kaggle/access_token", folder / "kaggle.json") if p.exists()]
+    if env.get("KAGGLE_API_TOKEN") or (env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY")):
+        yield "ok", "Kaggle credentials come from KAGGLE_* variables the service sees"
+        return
+    if not found:
+        shell = shell_only_variables()
+        note = f" ({', '.join(shell)} in this shell do not reach a service)" if shell else ""
+        yield (
+            "fail",
+            f"no Kaggle credentials where the service looks{note}: store them with "
+            "`syncd auth kaggle path/to/kaggle.json`, or paste a token with "
+            "`syncd auth kaggle -`",
+        )
+        return
+    for path in found:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            yield "warn", f"Kaggle credentials {path} can be read by others (`chmod 600 {path}`)"
+        else:
+            yield "ok", f"Kaggle credentials {path} are present and private"
+
+
+def disk_space(config: Config, sizes: dict[str, int]) -> Iterator[Check]:
+    """Room for the first mirror on each local target, and for snapshot staging."""
+    staging = Path(tempfile.gettempdir())
+    for pc in config.projects:
+        size = sizes.get(pc.name)
+        if size is None:
+            continue
+        places: list[tuple[str, Path]] = []
+        if pc.mirror is not None and pc.mirror.to.kind == "local":
+            places.append(("the target", _existing(Path(pc.mirror.to.path or ""))))
+        if pc.snapshot is not None:
+            places.append(("snapshot staging", staging))
+        for what, where in places:
+            try:
+                free = shutil.disk_usage(where).free
+            except OSError:
+                continue
+            room = f"{free // MiB} MB free in {where}"
+            if size > free:
+                fix = (
+                    "set TMPDIR to a roomier disk"
+                    if what == "snapshot staging"
+                    else "free some space, or choose another disk"
+                )
+                yield "fail", f"{pc.name}: {what} needs {size // MiB} MB, {room} ({fix})"
+            else:
+                yield "ok", f"{pc.name}: {room} for {what} ({size // MiB} MB needed)"
