@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ FAST = {
     "SYNCD_KAGGLE_BACKOFF_S": "0.01",
     "SYNCD_KAGGLE_RETRIES": "4",
     "SYNCD_KAGGLE_READY_TIMEOUT_S": "10",
+    "SYNCD_KAGGLE_PENDING_GRACE_S": "3",
     "SYNCD_SNAPSHOT_QUIET_S": "0.05",
     "SYNCD_SNAPSHOT_SETTLE_S": "5",
     "SYNCD_GIT_TAG_POLL_S": "0.2",
@@ -104,6 +106,24 @@ def kaggle_config(fake: FakeKaggle) -> KaggleConfig:
     return KaggleConfig(endpoint=fake.url)
 
 
+def make_api(home: Path, monkeypatch: pytest.MonkeyPatch, key: str | None = KEY) -> Any:
+    """The real client, authenticated: with `key`, as KAGGLE_USERNAME/KAGGLE_KEY; with None,
+    from whatever credentials the test has set up."""
+    if key is not None:
+        monkeypatch.setenv("KAGGLE_USERNAME", USER)
+        monkeypatch.setenv("KAGGLE_KEY", key)
+    # Imported only now: `import kaggle` authenticates at import time, printing a help
+    # text when no credentials are set, and creates its config dir under HOME.
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    api = KaggleApi()
+    # The config path is a class attribute fixed at first import; pin it to this HOME.
+    api.config_dir = str(home / ".kaggle")
+    api.config = str(home / ".kaggle" / "kaggle.json")
+    api.authenticate()
+    return api
+
+
 # Shared fixtures: test modules import them by name.
 @pytest.fixture
 def fake() -> Iterator[FakeKaggle]:
@@ -113,6 +133,22 @@ def fake() -> Iterator[FakeKaggle]:
 @pytest.fixture
 def kaggle_env(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return isolate_client(home, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def kaggle_home(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared isolated HOME, plus what the kaggle client reads: no KAGGLE_* or proxy
+    variables from outside, and a private temp dir (it keeps resumable-upload state there,
+    which would leak between tests). No credentials: each test sets up its own."""
+    (home / ".kaggle").mkdir(exist_ok=True)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    for var in list(os.environ):
+        if var.startswith("KAGGLE_") or var.lower().endswith("_proxy"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(home / ".kaggle"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    return home
 
 
 @pytest.fixture

@@ -316,10 +316,14 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 
 def cmd_auth(args: argparse.Namespace) -> int:
     if args.service == "kaggle":
+        from .config import KaggleConfig
+        from .kaggle_credentials import store_from
         from .snapshots import check_kaggle_credentials
 
-        config = _load(args)
-        print(check_kaggle_credentials(config.kaggle))
+        if args.source:
+            print(store_from(args.source))
+        kaggle = _load(args).kaggle if _config_path(args).exists() else KaggleConfig()
+        print(check_kaggle_credentials(kaggle))
         return EXIT_OK
     from .auth import auth_drive
     from .config import DriveConfig
@@ -449,6 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = add("auth", cmd_auth, "set up and check credentials")
     p.add_argument("service", choices=["drive", "kaggle"])
+    p.add_argument(
+        "source",
+        nargs="?",
+        metavar="SOURCE",
+        help="kaggle: store a kaggle.json or a token file, or - to paste an API token",
+    )
     p.add_argument(
         "--no-browser",
         action="store_true",
