@@ -23,6 +23,7 @@ from tests.fakes.kaggle_server import REFUSED_VERSION_MESSAGE, FakeKaggle
 from .conftest import DAEMON_SRC, REPO
 from .kaggle_support import (
     DATASET,
+    FAST,
     kaggle_config,
     make_project,
     project_config,
@@ -403,3 +404,21 @@ def test_html_throttling_that_lasts_is_one_sentence(
         "Kaggle is throttling requests (HTTP 429) while checking alice/cifar-code "
         "(4 attempts) (syncd tries again at the next trigger)"
     )
+
+
+def test_the_live_suite_runs_against_the_fake(fake: FakeKaggle, tmp_path: Path) -> None:
+    # tests/live/test_live_kaggle.py cannot reach Kaggle here; run it unchanged against the
+    # fake (the production endpoint routed to it by the client's own LOCALHOST + proxy
+    # settings), so it is known to work when a maintainer runs it for real.
+    env = fake.client_env(home=tmp_path / "home", auth="token_file")
+    env.update(FAST, SYNCD_LIVE_KAGGLE="1", PYTHONPATH=f"{DAEMON_SRC}{os.pathsep}{REPO}")
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/live"]
+
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    creates = [r for r in fake.requests if r.rpc == "CreateDataset"]
+    assert len(creates) == 1 and creates[0].body["slug"].startswith("syncd-live-")
+    assert fake.count("CreateDatasetVersion") == 1 and fake.count("DeleteDataset") == 1
+    assert not fake._datasets  # cleaned up

@@ -247,3 +247,8 @@ class Datasets:
         return {"ref": ds.ref, "url": f"{self.url}/datasets/{ds.ref}", "status": "Ok"}
 
     _rpc_CreateDatasetVersionById = _rpc_CreateDatasetVersion
+
+    def _rpc_DeleteDataset(self, user: str, req: dict[str, Any]) -> dict[str, Any]:
+        ds = self._find_dataset(user, req, write=True)
+        del self._datasets[ds.ref]
+        return {}
