@@ -7,8 +7,10 @@ Deadlines, polls and backoffs are shrunk through syncd's environment variables.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from tests.fakes.kaggle_server import FakeKaggle
 
 USER, KEY = "alice", "key123"
 DATASET = "alice/cifar-code"
+KERNEL = "alice/cifar-train"
 
 FAST = {
     "SYNCD_KAGGLE_POLL_S": "0.01",
@@ -124,6 +127,33 @@ def make_api(home: Path, monkeypatch: pytest.MonkeyPatch, key: str | None = KEY)
     return api
 
 
+def kernel_folder(root: Path, script: str, **meta: Any) -> Path:
+    """A folder `kaggle kernels push` accepts: `run.py` and a kernel-metadata.json for a
+    private GPU (T4) script of KERNEL on DATASET, without internet; `meta` overrides."""
+    folder = root / f"kernel-{time.monotonic_ns()}"
+    folder.mkdir()
+    (folder / "run.py").write_text(textwrap.dedent(script))
+    metadata = {
+        "id": KERNEL,
+        "title": "cifar-train",
+        "code_file": "run.py",
+        "language": "python",
+        "kernel_type": "script",
+        "is_private": True,
+        "enable_internet": False,
+        "machine_shape": "NvidiaTeslaT4",
+        "dataset_sources": [DATASET],
+        **meta,
+    }
+    (folder / "kernel-metadata.json").write_text(json.dumps(metadata))
+    return folder
+
+
+def push(api: Any, root: Path, script: str, **meta: Any) -> Any:
+    """`kernels_push` of the real client, for a kernel_folder."""
+    return api.kernels_push(str(kernel_folder(root, script, **meta)))
+
+
 # Shared fixtures: test modules import them by name.
 @pytest.fixture
 def fake() -> Iterator[FakeKaggle]:
@@ -133,6 +163,22 @@ def fake() -> Iterator[FakeKaggle]:
 @pytest.fixture
 def kaggle_env(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return isolate_client(home, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def kernel_fake(tmp_path: Path) -> Iterator[FakeKaggle]:
+    """A fake with DATASET seeded (train.py, data/labels.csv), sessions under tmp_path."""
+    with FakeKaggle(sandbox_root=tmp_path) as server:
+        server.add_user(USER, KEY)
+        server.seed_dataset(DATASET, {"train.py": b"print(1)\n", "data/labels.csv": b"id\n1\n2\n"})
+        yield server
+
+
+@pytest.fixture
+def kernel_api(kernel_fake: FakeKaggle, kaggle_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The real client (legacy key) pointed at kernel_fake for the test's duration."""
+    with kernel_fake.patch_endpoint():
+        yield make_api(kaggle_home, monkeypatch)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import ApiError, Dataset, FileBody, Reply, json_reply
 
@@ -122,5 +122,6 @@ class Blobs:
                 archive.writestr(path, content)
         return buffer.getvalue(), stamp
 
-    def _kernel_output(self, token: str) -> tuple[bytes | Path, float]:
-        raise NotImplementedError  # Kernels
+    if TYPE_CHECKING:  # provided by Sessions
+
+        def _kernel_output(self, token: str) -> tuple[bytes | Path, float]: ...

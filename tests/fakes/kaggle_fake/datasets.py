@@ -34,7 +34,7 @@ import threading
 import zipfile
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .model import LICENSES, PROCESSING_STATES, ApiError, Dataset, DatasetVersion, Reply, iso, page
@@ -81,8 +81,9 @@ class Datasets:
     version_lock: str
     url: str
 
-    def _new_id(self) -> int:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by FakeKaggle
+
+        def _new_id(self) -> int: ...
 
     # ---- inspection and seeding ----------------------------------------------------------
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slugify import slugify
 
@@ -75,17 +75,12 @@ class Kernels:
     session_timeout_seconds: float
     url: str
 
-    def _new_id(self) -> int:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by FakeKaggle and Sessions
 
-    def _start_session(self, run: KernelRun) -> None:
-        raise NotImplementedError
-
-    def _gpu_sessions(self, user: str) -> int:
-        raise NotImplementedError
-
-    def _end_sessions(self, runs: list[KernelRun]) -> None:
-        raise NotImplementedError
+        def _new_id(self) -> int: ...
+        def _start_session(self, run: KernelRun) -> None: ...
+        def _gpu_sessions(self, user: str) -> int: ...
+        def _end_sessions(self, runs: list[KernelRun]) -> None: ...
 
     # ---- inspection --------------------------------------------------------------------
 

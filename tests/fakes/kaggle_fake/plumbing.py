@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .model import ApiError, Dropped, Fault, FileBody, Reply, RequestRecord, html_page, json_reply
@@ -174,9 +174,6 @@ class HttpPlumbing:
             env.update(KAGGLE_API_ENVIRONMENT="LOCALHOST", HTTP_PROXY=self.url, http_proxy=self.url)
         return env
 
-    def credentials_env(self, auth: str, home: Path | None, user: str | None) -> dict[str, str]:
-        raise NotImplementedError  # Accounts
-
     # ---- fault injection, request log ---------------------------------------------------
 
     def inject(
@@ -309,13 +306,13 @@ class HttpPlumbing:
             h.send_response(status)
             for name, value in headers.items():
                 h.send_header(name, value)
-            if isinstance(data, Iterator):  # a live stream: ends when the connection closes
-                h.send_header("Connection", "close")
+            if isinstance(data, Iterator):  # a live stream, one HTTP chunk per event
+                h.send_header("Transfer-Encoding", "chunked")
                 h.end_headers()
-                h.close_connection = True
                 for chunk in data:
-                    h.wfile.write(chunk)
+                    h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     h.wfile.flush()
+                h.wfile.write(b"0\r\n\r\n")
                 return
             if isinstance(data, FileBody):
                 h.send_header("Content-Length", str(data.length))
@@ -404,21 +401,19 @@ class HttpPlumbing:
             result = handler(user, copy.deepcopy(record.body))
         return result if isinstance(result, tuple) else json_reply(result)
 
-    # Provided by the other parts of the fake.
-    _blobs: dict[str, Any]
+    if TYPE_CHECKING:  # provided by the other parts of the fake
+        _blobs: dict[str, Any]
 
-    def _authenticate(self, header: str | None, rpc: str = "", body: Any = None) -> str:
-        raise NotImplementedError
-
-    def _upload(self, upload_id: str, content_range: str | None, body: bytes) -> Reply:
-        raise NotImplementedError
-
-    def _download(self, parts: list[str], range_: str | None, if_range: str | None) -> Reply:
-        raise NotImplementedError
-
-    def _logs_stream(self, user: str, owner: str, slug: str, query: dict[str, str]) -> Reply:
-        raise NotImplementedError
-
-    @staticmethod
-    def _write_blob(blob: Any, content_range: str | None, chunk: bytes) -> None:
-        raise NotImplementedError
+        def _authenticate(self, header: str | None, rpc: str = "", body: Any = None) -> str: ...
+        def _upload(self, upload_id: str, content_range: str | None, body: bytes) -> Reply: ...
+        def _download(
+            self, parts: list[str], range_: str | None, if_range: str | None
+        ) -> Reply: ...
+        def _logs_stream(
+            self, user: str, owner: str, slug: str, query: dict[str, str]
+        ) -> Reply: ...
+        def credentials_env(
+            self, auth: str, home: Path | None, user: str | None
+        ) -> dict[str, str]: ...
+        @staticmethod
+        def _write_blob(blob: Any, content_range: str | None, chunk: bytes) -> None: ...

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import ApiError, Dataset, Reply, duration, iso
 from .runtime import KernelRun, OutputFile, Sandbox, kill, pump, remove_sandbox
@@ -281,8 +281,9 @@ class Sessions:
         assert output.path is not None
         return output.path, stamp
 
-    def _find_run(self, user: str, owner: str, slug: str, label: str | None) -> KernelRun:
-        raise NotImplementedError  # Kernels
+    if TYPE_CHECKING:  # provided by Kernels
+
+        def _find_run(self, user: str, owner: str, slug: str, label: str | None) -> KernelRun: ...
 
     def _logs_stream(self, user: str, owner: str, slug: str, query: dict[str, str]) -> Reply:
         """kaggle 2.2.5 `kernels_logs_stream`: SSE events while the session runs, ended by
