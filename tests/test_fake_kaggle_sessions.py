@@ -15,6 +15,7 @@ import requests
 
 from tests.fakes.kaggle_server import HOSTILE_NAMES, FakeKaggle
 
+from .conftest import wait_for
 from .kaggle_support import KERNEL, kernel_folder, push
 
 MANY_OUTPUTS = """
@@ -162,6 +163,7 @@ def test_a_stalled_session_stays_running_without_log_progress(
     kernel_fake.stall_kernel(KERNEL)
     push(kernel_api, tmp_path, "print('last words')\n")
     kernel_fake.wait_kernel(KERNEL, ("running",))
+    wait_for(lambda: kernel_fake.kernel(KERNEL).versions[0].log, 10, "the script's line")
     time.sleep(0.5)  # long after the script has exited
 
     assert kernel_api.kernels_status(KERNEL).status.name == "RUNNING"

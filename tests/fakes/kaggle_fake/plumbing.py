@@ -195,12 +195,13 @@ class HttpPlumbing:
         this order: wait `delay` s; hang until `release()` or `stop()`; close the connection
         (`drop=True`), or answer `status` (with `Retry-After: retry_after`, seconds or an
         HTTP date). `drop="after"` processes the request, then closes the connection: the
-        client never learns the outcome. `partial=N` (uploads) stores the first N bytes of
-        the body before failing. `html=True` answers an HTML error page instead of JSON, as
-        Google's front end does for 429/503: `text/html` by default (kagglesdk then raises
-        `HTTPError("429 Client Error: ...")`), or `content_type="application/json"` for a
-        mislabelled page (kagglesdk then fails in `response.json()`: "Expecting value:
-        line 1 column 1 (char 0)", with no status code attached).
+        client never learns the outcome. `partial=N` stores the first N bytes of an upload's
+        body before failing; on a download it sends the headers (full Content-Length) and
+        the first N bytes, then closes the connection. `html=True` answers an HTML error
+        page instead of JSON, as Google's front end does for 429/503: `text/html` by
+        default (kagglesdk then raises `HTTPError("429 Client Error: ...")`), or
+        `content_type="application/json"` for a mislabelled page (kagglesdk then fails in
+        `response.json()`: "Expecting value: line 1 column 1 (char 0)", with no status code).
         """
         fault = Fault(
             count, rpc, status, retry_after, delay, hang, drop, partial, message, html, content_type
@@ -276,7 +277,8 @@ class HttpPlumbing:
             return
         with self._lock:
             record.status = reply[0]
-        self._send(h, reply)
+        cut = fault.partial if fault and rpc == "download" else None
+        self._send(h, reply, cut)
 
     def _route(
         self, rpc: str, route: list[str], h: _Handler, body: bytes, record: RequestRecord
@@ -300,8 +302,10 @@ class HttpPlumbing:
         status, data, headers = json_reply({"code": e.status, "message": e.message}, e.status)
         return status, data, {**headers, **e.headers}
 
-    def _send(self, h: _Handler, reply: Reply) -> None:
+    def _send(self, h: _Handler, reply: Reply, cut: int | None = None) -> None:
         status, data, headers = reply
+        if cut is not None:  # a connection that breaks mid-body
+            h.close_connection = True
         try:
             h.send_response(status)
             for name, value in headers.items():
@@ -319,14 +323,14 @@ class HttpPlumbing:
                 h.end_headers()
                 with open(data.path, "rb") as source:
                     source.seek(data.start)
-                    left = data.length
+                    left = data.length if cut is None else min(cut, data.length)
                     while left > 0 and (chunk := source.read(min(left, 1 << 20))):
                         h.wfile.write(chunk)
                         left -= len(chunk)
                 return
             h.send_header("Content-Length", str(len(data)))
             h.end_headers()
-            h.wfile.write(data)
+            h.wfile.write(data if cut is None else data[:cut])
         except OSError:
             h.close_connection = True  # the client gave up (its own timeout)
 
