@@ -245,6 +245,7 @@ def test_failed_processing_is_reported(fake: FakeKaggle, kaggle_env: Path, tmp_p
         ({"dataset": "alice/cifar"}, "snapshot.dataset", "the slug 'cifar' has 5 characters"),
         ({"dataset": "alice/Cifar_Code"}, "snapshot.dataset", "lowercase letters, digits"),
         ({"license": "two licenses"}, "snapshot.license", "is not a license name"),
+        ({"license": "MIT"}, "snapshot.license", "'MIT' is not a license name Kaggle accepts"),
     ],
 )
 def test_bad_metadata_is_refused_before_any_request(

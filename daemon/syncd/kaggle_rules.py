@@ -97,7 +97,37 @@ class KaggleMetadataError(ConfigError):
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _OWNER = re.compile(r"[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*")
-_LICENSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
+# The licence names Kaggle accepts for datasets (kaggle-cli docs/datasets_metadata.md).
+LICENSES = (
+    "CC0-1.0",
+    "CC-BY-SA-3.0",
+    "CC-BY-SA-4.0",
+    "CC-BY-NC-SA-4.0",
+    "GPL-2.0",
+    "ODbL-1.0",
+    "DbCL-1.0",
+    "copyright-authors",
+    "other",
+    "unknown",
+    "CC-BY-4.0",
+    "CC-BY-NC-4.0",
+    "PDDL",
+    "CC-BY-3.0",
+    "CC-BY-3.0-IGO",
+    "US-Government-Works",
+    "CC-BY-NC-SA-3.0-IGO",
+    "CDLA-Permissive-1.0",
+    "CDLA-Sharing-1.0",
+    "CC-BY-ND-4.0",
+    "CC-BY-NC-ND-4.0",
+    "ODC-BY-1.0",
+    "LGPL-3.0",
+    "AGPL-3.0",
+    "FDL-1.3",
+    "EU-ODP-Legal-Notice",
+    "apache-2.0",
+    "GPL-3.0",
+)
 
 
 @dataclass(frozen=True)
@@ -148,8 +178,12 @@ def dataset_metadata(project: str, cfg: SnapshotConfig) -> DatasetMetadata:
             f"{title!r} has {len(title)} characters; Kaggle needs 6 to 50",
             "set snapshot.title to a title of 6 to 50 characters",
         )
-    if not _LICENSE.fullmatch(cfg.license):
-        raise bad("license", f"{cfg.license!r} is not a license name", "use e.g. CC0-1.0 or other")
+    if cfg.license not in LICENSES:
+        raise bad(
+            "license",
+            f"{cfg.license!r} is not a license name Kaggle accepts",
+            "use e.g. other, CC0-1.0, CC-BY-4.0, apache-2.0 or GPL-3.0",
+        )
     return DatasetMetadata(owner, slug, title, cfg.license, cfg.private)
 
 
