@@ -75,6 +75,10 @@ def test_push_then_follow_that_version_and_fetch_everything(
     kernel_fake.wait_kernel(KERNEL, ("complete", "error"))
     status = kernels.status(KERNEL, 1)
     assert (status.state, status.failure, status.done) == ("complete", None, True)
+    assert [e.data for e in kernels.log(KERNEL, 1) if e.stream == "stdout"] == [
+        "epoch 1 loss 0.9\n",
+        "done\n",
+    ]
 
     listed = kernels.outputs(KERNEL, 1)
     assert sorted(f.name for f in listed.files) == ["runs/r1/metrics.json", "runs/r1/model.ckpt"]
@@ -118,6 +122,9 @@ def test_every_page_of_outputs(kernels: KaggleKernels, kernel_fake: FakeKaggle) 
 
     assert [f.name for f in listed.files] == [f"f{i:02d}" for i in range(45)]
     assert kernel_fake.count("ListKernelSessionOutput") == 3
+    kernel_fake.reset_log()
+    assert [e.data for e in kernels.log(KERNEL, 1)] == []  # the script printed nothing
+    assert kernel_fake.count("ListKernelSessionOutput") == 1
 
 
 def test_refusals_and_dropped_sources_are_push_errors(

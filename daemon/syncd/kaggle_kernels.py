@@ -190,7 +190,14 @@ class KaggleKernels(KaggleSession):
                 return KernelOutputs(tuple(files), parse_log(log_text), log_text)
 
     def log(self, ref: str, version: int) -> tuple[LogEntry, ...]:
-        return self.outputs(ref, version, page_size=1).log
+        """The version's persisted log (Kaggle sends it with the first output page)."""
+        request = self._label(self._types().ApiListKernelSessionOutputRequest(), ref, version)
+        request.page_size = 1
+        page = self.call(
+            f"reading the log of {ref} v{version}",
+            lambda c: c.kernels.kernels_api_client.list_kernel_session_output(request),
+        )
+        return parse_log(page.log or "")
 
     def download(self, output: OutputFile, dest: Path) -> Downloaded:
         """One output, streamed to a partial file under ``dest`` and renamed into place."""

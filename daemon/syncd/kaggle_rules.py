@@ -43,7 +43,6 @@ RESERVED_TOP_LEVEL = (
 )
 CLIENT_SKIPS = (".cache/", ".huggingface/")
 TERMINAL = ("ready", "failed", "deleted")
-SETTINGS_URL = "https://www.kaggle.com/settings/api"
 
 
 def _setting(name: str, default: float) -> float:
@@ -246,12 +245,6 @@ def short(exc: BaseException) -> str:
     code = http_status(exc)
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"HTTP {code} {text}"[:200] if code else text[:200]
-
-
-def tilde(path: Path) -> str:
-    home = os.path.expanduser("~")
-    text = str(path)
-    return "~" + text[len(home) :] if home != "/" and text.startswith(home + os.sep) else text
 
 
 def describe_failure(
