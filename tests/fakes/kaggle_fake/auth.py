@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ class Accounts:
     _user_ids: dict[str, int]
     _tokens: dict[str, str]  # active token -> username
     inactive_token_reply: int | str
+    url: str
 
     def add_user(self, username: str, key: str) -> None:
         with self._lock:
@@ -52,6 +55,46 @@ class Accounts:
     def revoke_token(self, token: str) -> None:
         with self._lock:
             self._tokens.pop(token, None)
+
+    def client_env(
+        self,
+        home: Path | None = None,
+        user: str | None = None,
+        via_proxy: bool = True,
+        base: Mapping[str, str] | None = None,
+        auth: str = "env_key",
+    ) -> dict[str, str]:
+        """A complete environment for a subprocess running the real client: `base` (default
+        os.environ) without KAGGLE_* and proxy variables, HOME and TMPDIR under `home`, the
+        proxy settings, and credentials in the form `auth` names:
+
+        * "env_key": KAGGLE_USERNAME/KAGGLE_KEY (legacy API key)
+        * "kaggle_json": `home/.kaggle/kaggle.json` (legacy, mode 0600)
+        * "env_token": KAGGLE_API_TOKEN (a new-style token, issued now)
+        * "token_file": `home/.kaggle/access_token` (a new-style token, mode 0600)
+        * "none": no credentials at all
+
+        Without a proxy (`via_proxy=False`) the program must point kagglesdk at `self.url`
+        itself, as syncd's `kaggle.endpoint` setting does. With one, KAGGLE_API_ENVIRONMENT=
+        LOCALHOST (read when `kaggle` is imported) sends calls to `http://localhost/api/v1/...`
+        and HTTP_PROXY routes them here; NO_PROXY=127.0.0.1 lets upload and download URLs go
+        direct (do not add `localhost` in that mode)."""
+        proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+        env = {
+            name: value
+            for name, value in (os.environ if base is None else base).items()
+            if not name.startswith("KAGGLE_") and name.lower() not in proxies
+        }
+        if home is not None:
+            (home / "tmp").mkdir(parents=True, exist_ok=True)
+            env.update(HOME=str(home), KAGGLE_CONFIG_DIR=str(home / ".kaggle"))
+            env["TMPDIR"] = str(home / "tmp")
+        env.update(self.credentials_env(auth, home, user))
+        direct = "127.0.0.1" if via_proxy else "127.0.0.1,localhost"
+        env.update(NO_PROXY=direct, no_proxy=direct)
+        if via_proxy:
+            env.update(KAGGLE_API_ENVIRONMENT="LOCALHOST", HTTP_PROXY=self.url, http_proxy=self.url)
+        return env
 
     def credentials_env(
         self, auth: str, home: Path | None = None, user: str | None = None

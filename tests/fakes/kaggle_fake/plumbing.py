@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -133,46 +132,6 @@ class HttpPlumbing:
             yield self.url
         finally:
             _env_to_endpoint.update(saved)
-
-    def client_env(
-        self,
-        home: Path | None = None,
-        user: str | None = None,
-        via_proxy: bool = True,
-        base: Mapping[str, str] | None = None,
-        auth: str = "env_key",
-    ) -> dict[str, str]:
-        """A complete environment for a subprocess running the real client: `base` (default
-        os.environ) without KAGGLE_* and proxy variables, HOME and TMPDIR under `home`, the
-        proxy settings, and credentials in the form `auth` names:
-
-        * "env_key": KAGGLE_USERNAME/KAGGLE_KEY (legacy API key)
-        * "kaggle_json": `home/.kaggle/kaggle.json` (legacy, mode 0600)
-        * "env_token": KAGGLE_API_TOKEN (a new-style token, issued now)
-        * "token_file": `home/.kaggle/access_token` (a new-style token, mode 0600)
-        * "none": no credentials at all
-
-        Without a proxy (`via_proxy=False`) the program must point kagglesdk at `self.url`
-        itself, as syncd's `kaggle.endpoint` setting does. With one, KAGGLE_API_ENVIRONMENT=
-        LOCALHOST (read when `kaggle` is imported) sends calls to `http://localhost/api/v1/...`
-        and HTTP_PROXY routes them here; NO_PROXY=127.0.0.1 lets upload and download URLs go
-        direct (do not add `localhost` in that mode)."""
-        proxies = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-        env = {
-            name: value
-            for name, value in (os.environ if base is None else base).items()
-            if not name.startswith("KAGGLE_") and name.lower() not in proxies
-        }
-        if home is not None:
-            (home / "tmp").mkdir(parents=True, exist_ok=True)
-            env.update(HOME=str(home), KAGGLE_CONFIG_DIR=str(home / ".kaggle"))
-            env["TMPDIR"] = str(home / "tmp")
-        env.update(self.credentials_env(auth, home, user))
-        direct = "127.0.0.1" if via_proxy else "127.0.0.1,localhost"
-        env.update(NO_PROXY=direct, no_proxy=direct)
-        if via_proxy:
-            env.update(KAGGLE_API_ENVIRONMENT="LOCALHOST", HTTP_PROXY=self.url, http_proxy=self.url)
-        return env
 
     # ---- fault injection, request log ---------------------------------------------------
 
