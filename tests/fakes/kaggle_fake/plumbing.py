@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -375,8 +374,5 @@ class HttpPlumbing:
         def _logs_stream(
             self, user: str, owner: str, slug: str, query: dict[str, str]
         ) -> Reply: ...
-        def credentials_env(
-            self, auth: str, home: Path | None, user: str | None
-        ) -> dict[str, str]: ...
         @staticmethod
         def _write_blob(blob: Any, content_range: str | None, chunk: bytes) -> None: ...
