@@ -103,10 +103,6 @@ class Sessions:
             self.hold_queue = False
             self._cond.notify_all()
 
-    def wait_session(self, run: KernelRun, states: tuple[str, ...], timeout: float = 30) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: run.status in states or run.deleted, timeout)
-
     # ---- the session thread ------------------------------------------------------------
 
     def _start_session(self, run: KernelRun) -> None:
