@@ -106,13 +106,9 @@ def _drive_credentials(config: Config) -> Iterator[Check]:
 def _kaggle_credentials(config: Config) -> Iterator[Check]:
     if not any(pc.snapshot for pc in config.projects):
         return
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        yield "ok", "Kaggle credentials come from KAGGLE_USERNAME/KAGGLE_KEY"
-        return
-    folder = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle")
-    yield from _private_file(
-        folder / "kaggle.json", "Kaggle credentials", "run `syncd auth kaggle`"
-    )
+    from ..remotes.kaggle.credentials import doctor_checks
+
+    yield from doctor_checks()
 
 
 def _clock() -> Iterator[Check]:
