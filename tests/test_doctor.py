@@ -132,7 +132,7 @@ def test_kaggle_credentials_only_in_the_shell_fail_as_the_service_sees_them(
     code, lines, _ = doctor(capsys, cfg)
     assert code == 1
     (fail,) = failures(lines)
-    assert "no Kaggle credentials where the service looks" in fail
+    assert "no usable Kaggle credentials where the service looks" in fail
     assert "KAGGLE_USERNAME, KAGGLE_KEY in this shell do not reach a service" in fail
     assert "syncd auth kaggle" in fail
     assert "secret-key-in-the-shell" not in "\n".join(lines)
@@ -143,7 +143,11 @@ def test_kaggle_credentials_only_in_the_shell_fail_as_the_service_sees_them(
     (store / "kaggle.json").chmod(0o600)
     code, lines, _ = doctor(capsys, cfg)
     assert code == 0, failures(lines)
-    assert any("kaggle.json are present and private" in line for line in lines)
+    assert any(
+        "Kaggle legacy key for alice in ~/.kaggle/kaggle.json, where the service looks first"
+        in line
+        for line in lines
+    ), lines
 
 
 def test_missing_drive_credentials_fail_with_the_two_ways_out(

@@ -89,7 +89,7 @@ DRIVE_REQUESTS = RetryPolicy(REQUEST, attempts=5, backoff=Backoff(base=0.25, cap
 
 
 def kaggle_requests(attempts: int, base: float) -> RetryPolicy:
-    """Request level for one Kaggle call (``remotes.kaggle.client``).
+    """Request level for one Kaggle call (``remotes.kaggle.session``).
 
     Both numbers come from the environment (``SYNCD_KAGGLE_RETRIES``,
     ``SYNCD_KAGGLE_BACKOFF_S``), read at each use so tests can shrink them.

@@ -25,12 +25,13 @@ __all__ = ["main"]
 def _setup_logging(args: argparse.Namespace) -> None:
     """The daemon (``run``) logs every state change at INFO, with timestamps (none under
     journald, which adds its own).  Other commands print their own answer, so their log
-    shows only warnings and errors, as plain ``syncd: ...`` lines."""
+    shows only warnings and errors, without timestamps (the error that ends a command is
+    its own ``syncd: ...`` line)."""
     debug = bool(args.debug)
     log_file = getattr(args, "log_file", None)
     level = logging.INFO
     if args.func is not cmd_run:
-        fmt, level = "syncd: %(message)s", logging.WARNING
+        fmt, level = "%(levelname)s %(message)s", logging.WARNING
     elif os.environ.get("JOURNAL_STREAM"):
         fmt = "%(levelname)s %(message)s"
     else:

@@ -45,10 +45,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_auth(args: argparse.Namespace) -> int:
     if args.service == "kaggle":
+        from ..config import KaggleConfig
+        from ..remotes.kaggle.credentials import store_from
         from ..snapshot.service import check_kaggle_credentials
 
-        config = load(args)
-        print(check_kaggle_credentials(config.kaggle))
+        if args.source:
+            print(store_from(args.source))
+        kaggle = load(args).kaggle if config_path(args).exists() else KaggleConfig()
+        print(check_kaggle_credentials(kaggle))
         return EXIT_OK
     from ..config import DriveConfig
     from .auth import auth_drive

@@ -9,6 +9,7 @@ count for ``syncd run`` typed here, not for ``syncd service install`` (see
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -135,34 +136,41 @@ def targets(config: Config) -> Iterator[Check]:
             yield from _drive_target(config, pc)
 
 
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """os.environ replaced by ``env`` for a moment (the kaggle client's own lookup reads it)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def credentials(config: Config) -> Iterator[Check]:
-    """Kaggle credentials, as the service will see them (only for projects that snapshot)."""
+    """Kaggle credentials, found the way the client finds them, in the environment the
+    service will have (only for projects that snapshot)."""
     if not any(pc.snapshot for pc in config.projects):
         return
+    from ..remotes.kaggle.credentials import HOW_TO_STORE, locate_credentials
     from .service_env import service_environment, shell_only_variables
 
-    env = service_environment()
-    home = Path(env.get("HOME") or Path.home())
-    folder = Path(env.get("KAGGLE_CONFIG_DIR") or home / ".kaggle")
-    found = [p for p in (home / ".kaggle/access_token", folder / "kaggle.json") if p.exists()]
-    if env.get("KAGGLE_API_TOKEN") or (env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY")):
-        yield "ok", "Kaggle credentials come from KAGGLE_* variables the service sees"
-        return
-    if not found:
+    with _environment(service_environment()):
+        report = locate_credentials()
+    for source in report.sources:
+        if source.problem:
+            yield "warn", f"Kaggle credentials in {source.where}: {source.problem}"
+    chosen = report.chosen
+    if chosen is None:
         shell = shell_only_variables()
-        note = f" ({', '.join(shell)} in this shell do not reach a service)" if shell else ""
-        yield (
-            "fail",
-            f"no Kaggle credentials where the service looks{note}: store them with "
-            "`syncd auth kaggle path/to/kaggle.json`, or paste a token with "
-            "`syncd auth kaggle -`",
-        )
+        note = f"; {', '.join(shell)} in this shell do not reach a service" if shell else ""
+        yield "fail", f"no usable Kaggle credentials where the service looks{note} ({HOW_TO_STORE})"
         return
-    for path in found:
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            yield "warn", f"Kaggle credentials {path} can be read by others (`chmod 600 {path}`)"
-        else:
-            yield "ok", f"Kaggle credentials {path} are present and private"
+    what = {"token": "API token", "legacy": "legacy key", "oauth": "OAuth login"}[chosen.kind]
+    who = f" for {chosen.username}" if chosen.username else ""
+    yield "ok", f"Kaggle {what}{who} in {chosen.where}, where the service looks first"
 
 
 def disk_space(config: Config, sizes: dict[str, int]) -> Iterator[Check]:

@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("auth", cmd_auth, "set up and check credentials")
     p.add_argument("service", choices=["drive", "kaggle"])
     p.add_argument(
+        "source",
+        nargs="?",
+        metavar="SOURCE",
+        help="kaggle: store a kaggle.json or a token file, or - to paste an API token",
+    )
+    p.add_argument(
         "--no-browser",
         action="store_true",
         help="drive: print the URL instead of opening a browser (headless machines)",
