@@ -4,6 +4,7 @@ not see and an inotify limit too low for the tree; it passes on a healthy setup.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -134,17 +135,24 @@ def test_kaggle_credentials_only_in_the_shell_fail_as_the_service_sees_them(
     (fail,) = failures(lines)
     assert "no usable Kaggle credentials where the service looks" in fail
     assert "KAGGLE_USERNAME, KAGGLE_KEY in this shell do not reach a service" in fail
-    assert "syncd auth kaggle" in fail
+    assert "`syncd auth kaggle --from-env`" in fail
     assert "secret-key-in-the-shell" not in "\n".join(lines)
 
-    store = home / ".kaggle"
-    store.mkdir(mode=0o700)
-    (store / "kaggle.json").write_text('{"username": "alice", "key": "k"}')
-    (store / "kaggle.json").chmod(0o600)
+    # The fix it names: store what the shell holds where the service looks (0600).
+    assert main(["auth", "kaggle", "--from-env", "--debug", "-c", str(cfg)]) in (0, 1)
+    out = capsys.readouterr().out
+    # Where the client reads kaggle.json: ~/.kaggle, or ~/.config/kaggle while there is none.
+    saved = home / ".config/kaggle/kaggle.json"
+    assert (
+        "Saved the legacy key from KAGGLE_USERNAME/KAGGLE_KEY to ~/.config/kaggle/kaggle.json"
+        in out
+    )
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert json.loads(saved.read_text()) == {"username": "alice", "key": "secret-key-in-the-shell"}
     code, lines, _ = doctor(capsys, cfg)
     assert code == 0, failures(lines)
     assert any(
-        "Kaggle legacy key for alice in ~/.kaggle/kaggle.json, where the service looks first"
+        "Kaggle legacy key for alice in ~/.config/kaggle/kaggle.json, where the service looks first"
         in line
         for line in lines
     ), lines

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from ..errors import UsageError
 from .context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, config_path, load, say
 
 
@@ -49,8 +51,12 @@ def cmd_auth(args: argparse.Namespace) -> int:
         from ..remotes.kaggle.credentials import store_from
         from ..snapshot.service import check_kaggle_credentials
 
+        if args.source and args.from_env:
+            raise UsageError("give SOURCE or --from-env, not both")
         if args.source:
             print(store_from(args.source))
+        elif args.from_env:
+            print(_store_from_environment())
         kaggle = load(args).kaggle if config_path(args).exists() else KaggleConfig()
         print(check_kaggle_credentials(kaggle))
         return EXIT_OK
@@ -67,3 +73,26 @@ def cmd_auth(args: argparse.Namespace) -> int:
         config_path=path if path.exists() else None,
     )
     return EXIT_OK
+
+
+def _store_from_environment() -> str:
+    """``syncd auth kaggle --from-env``: what this shell's KAGGLE_* variables hold, stored
+    where a service finds it (a service does not see the shell's variables)."""
+    from ..remotes.kaggle.credentials import store_from, store_legacy, store_token, tilde
+
+    token = os.environ.get("KAGGLE_API_TOKEN", "").strip()
+    user, key = os.environ.get("KAGGLE_USERNAME", ""), os.environ.get("KAGGLE_KEY", "")
+    if token:
+        if Path(token).expanduser().is_file():  # the variable may name a file holding it
+            return store_from(token)
+        saved, what, names = store_token(token), "API token", "KAGGLE_API_TOKEN"
+    elif user and key:
+        saved, what, names = store_legacy(user, key), "legacy key", "KAGGLE_USERNAME/KAGGLE_KEY"
+    else:
+        raise UsageError(
+            "--from-env: neither KAGGLE_API_TOKEN nor KAGGLE_USERNAME and KAGGLE_KEY are set "
+            "in this shell",
+            "give the token or kaggle.json instead: `syncd auth kaggle -` or "
+            "`syncd auth kaggle path/to/kaggle.json`",
+        )
+    return f"Saved the {what} from {names} to {tilde(saved)} (mode 0600), where a service finds it."

@@ -165,8 +165,15 @@ def credentials(config: Config) -> Iterator[Check]:
     chosen = report.chosen
     if chosen is None:
         shell = shell_only_variables()
-        note = f"; {', '.join(shell)} in this shell do not reach a service" if shell else ""
-        yield "fail", f"no usable Kaggle credentials where the service looks{note} ({HOW_TO_STORE})"
+        if shell:
+            yield (
+                "fail",
+                f"no usable Kaggle credentials where the service looks: {', '.join(shell)} in "
+                "this shell do not reach a service (store them where it looks: "
+                "`syncd auth kaggle --from-env`)",
+            )
+        else:
+            yield "fail", f"no usable Kaggle credentials where the service looks ({HOW_TO_STORE})"
         return
     what = {"token": "API token", "legacy": "legacy key", "oauth": "OAuth login"}[chosen.kind]
     who = f" for {chosen.username}" if chosen.username else ""

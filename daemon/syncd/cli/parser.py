@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="kaggle: store a kaggle.json or a token file, or - to paste an API token",
     )
     p.add_argument(
+        "--from-env",
+        action="store_true",
+        help="kaggle: store what KAGGLE_API_TOKEN or KAGGLE_USERNAME/KAGGLE_KEY hold in this "
+        "shell, where a service finds it",
+    )
+    p.add_argument(
         "--no-browser",
         action="store_true",
         help="drive: print the URL instead of opening a browser (headless machines)",
