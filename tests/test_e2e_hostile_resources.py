@@ -112,12 +112,6 @@ def _restart_prevented(code: int, home: Path) -> bool:
     return m is not None and str(code) in m.group(1).split()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: the state db on a read-only disk; observed: `syncd run` dies with a traceback "
-    "(OSError EROFS from the instance lock, opened before the db) and exit 1, which the unit's "
-    "Restart=on-failure restarts every 5 s forever (only exit 2 is RestartPreventExitStatus)",
-)
 def test_state_db_on_a_read_only_disk_is_one_clear_error_without_a_restart_loop(
     tmp_path: Path, home: Path
 ) -> None:

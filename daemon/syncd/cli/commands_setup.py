@@ -20,9 +20,14 @@ def cmd_service(args: argparse.Namespace) -> int:
     if args.action == "install":
         from .service_env import credentials_story
 
-        config = load(args)  # refuse to install a service that would fail on a bad config
-        lines = service.install(config_path=config.path, dry_run=args.dry_run)
-        lines += credentials_story(config)
+        path = config_path(args)
+        if args.dry_run and not path.exists():  # show the unit before there is a config
+            lines = service.install(config_path=path, dry_run=True)
+            lines.append(f"(there is no config at {path} yet: `syncd init DIR` writes one)")
+        else:
+            config = load(args)  # refuse to install a service that fails on a bad config
+            lines = service.install(config_path=config.path, dry_run=args.dry_run)
+            lines += credentials_story(config)
     else:
         lines = service.uninstall(dry_run=args.dry_run)
     for line in lines:

@@ -216,7 +216,7 @@ def install(
     target = _target(kind, home)
     exe = _find_exe(syncd_exe)
     config = config_path.expanduser().resolve()
-    if not config.is_file():
+    if not config.is_file() and not dry_run:
         # The service would fail with a config error on every start.
         raise SyncdError(
             f"there is no config file at {config}",
