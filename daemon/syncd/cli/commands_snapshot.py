@@ -35,7 +35,8 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
         print(json.dumps(history, indent=2))
         return EXIT_OK
     if not history:
-        print("no snapshots yet (take one with `syncd snapshot`)")
+        name = f" {args.project}" if args.project else ""
+        print(f"no snapshots yet (take one with `syncd snapshot{name}`)")
         return EXIT_OK
     for line in snapshot_history(history):
         print(line)
