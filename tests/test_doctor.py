@@ -16,6 +16,7 @@ import pytest
 from syncd.cli import doctor as doctor_module
 from syncd.cli import main
 from tests.conftest import syncd_env, without_read_override, write_config
+from tests.fakes.kaggle_server import FakeKaggle
 
 
 @pytest.fixture(autouse=True)
@@ -124,12 +125,22 @@ def test_a_snapshot_setting_kaggle_refuses_fails(
 
 
 def test_kaggle_credentials_only_in_the_shell_fail_as_the_service_sees_them(
-    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeKaggle,
 ) -> None:
-    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
+    fake.add_user("bob", "secret-key-in-the-shell")
+    monkeypatch.setenv("KAGGLE_USERNAME", "bob")
     monkeypatch.setenv("KAGGLE_KEY", "secret-key-in-the-shell")
-    snapshot = {"dataset": "alice/cifar-code"}
-    cfg = write_config(tmp_path / "c.yaml", [project(tmp_path, snapshot=snapshot)])
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    snapshot = {"dataset": "bob/cifar-code"}
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        [project(tmp_path, snapshot=snapshot)],
+        kaggle={"endpoint": fake.url},  # `auth kaggle` checks the stored key with one call
+    )
     code, lines, _ = doctor(capsys, cfg)
     assert code == 1
     (fail,) = failures(lines)
@@ -139,7 +150,7 @@ def test_kaggle_credentials_only_in_the_shell_fail_as_the_service_sees_them(
     assert "secret-key-in-the-shell" not in "\n".join(lines)
 
     # The fix it names: store what the shell holds where the service looks (0600).
-    assert main(["auth", "kaggle", "--from-env", "--debug", "-c", str(cfg)]) in (0, 1)
+    assert main(["auth", "kaggle", "--from-env", "-c", str(cfg)]) == 0
     out = capsys.readouterr().out
     # Where the client reads kaggle.json: ~/.kaggle, or ~/.config/kaggle while there is none.
     saved = home / ".config/kaggle/kaggle.json"
@@ -148,11 +159,11 @@ def test_kaggle_credentials_only_in_the_shell_fail_as_the_service_sees_them(
         in out
     )
     assert saved.stat().st_mode & 0o777 == 0o600
-    assert json.loads(saved.read_text()) == {"username": "alice", "key": "secret-key-in-the-shell"}
+    assert json.loads(saved.read_text()) == {"username": "bob", "key": "secret-key-in-the-shell"}
     code, lines, _ = doctor(capsys, cfg)
     assert code == 0, failures(lines)
     assert any(
-        "Kaggle legacy key for alice in ~/.config/kaggle/kaggle.json, where the service looks first"
+        "Kaggle legacy key for bob in ~/.config/kaggle/kaggle.json, where the service looks first"
         in line
         for line in lines
     ), lines
