@@ -72,7 +72,7 @@ def claim_instance(config_path: Path, *, busy_hint: str | None = None) -> Instan
     except OSError as exc:
         raise state_error(exc, lock.path) from exc
     except SyncdError as exc:
-        if busy_hint is None:
+        if busy_hint is None or exc.exit_code != 1:  # only "held by a daemon" gets the hint
             raise
         raise SyncdError(exc.message, busy_hint) from exc
     return lock
