@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ import pytest
 from syncd.cli import doctor as doctor_module
 from syncd.cli import main
 from tests.conftest import syncd_env, without_read_override, write_config
+from tests.fakes.drive_server import FakeDrive
 from tests.fakes.kaggle_server import FakeKaggle
+from tests.gdrive_support import drive_section, write_credentials
 
 
 @pytest.fixture(autouse=True)
@@ -215,3 +218,44 @@ def test_a_broken_config_is_2(
     code, lines, err = doctor(capsys, cfg)
     assert code == 2 and lines[0].startswith("[fail] ") and "not valid YAML" in lines[0]
     assert "doctor found 1 problem" in err
+
+
+# --- Drive targets, against the fake Drive ------------------------------------------------------
+
+
+@pytest.fixture
+def drive(home: Path) -> Iterator[FakeDrive]:
+    with FakeDrive() as fake:
+        yield fake
+
+
+def _drive_config(tmp_path: Path, fake: FakeDrive, creds: Path) -> Path:
+    return write_config(
+        tmp_path / "c.yaml",
+        [project(tmp_path, to="gdrive:/syncd/p")],
+        drive=drive_section(fake, creds),
+    )
+
+
+def test_a_drive_target_is_reached_with_the_saved_credentials(
+    capsys: pytest.CaptureFixture[str],
+    home: Path,
+    tmp_path: Path,
+    drive: FakeDrive,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    creds = write_credentials(drive, tmp_path / "drive-credentials.json")
+    cfg = _drive_config(tmp_path, drive, creds)
+    code, lines, _ = doctor(capsys, cfg)
+    assert code == 0, failures(lines)
+    assert any(
+        "Google Drive answers; gdrive:/syncd/p is made at the first sync" in ln for ln in lines
+    )
+    assert drive.find("syncd") is None  # doctor made nothing
+
+    drive.revoke_all()
+    code, lines, _ = doctor(capsys, cfg)
+    assert code == 1
+    (fail,) = failures(lines)
+    assert "Google Drive refuses the credentials" in fail and "syncd auth drive" in fail

@@ -98,17 +98,59 @@ def _local_target(config: Config, pc: ProjectConfig) -> Iterator[Check]:
 def _drive_target(config: Config, pc: ProjectConfig) -> Iterator[Check]:
     cfg = config.drive
     if cfg.service_account_key:
-        yield from _private_file(
-            pc, cfg.service_account_key, "service account key", "download it again"
+        checks = list(
+            _private_file(pc, cfg.service_account_key, "service account key", "download it again")
         )
-        return
-    yield from _private_file(
-        pc,
-        cfg.credentials,
-        "Drive credentials",
-        "run `syncd auth drive`, or `syncd init DIR --to local:/some/dir` to mirror to a "
-        "folder meanwhile",
-    )
+    else:
+        checks = list(
+            _private_file(
+                pc,
+                cfg.credentials,
+                "Drive credentials",
+                "run `syncd auth drive`, or `syncd init DIR --to local:/some/dir` to mirror to "
+                "a folder meanwhile",
+            )
+        )
+    yield from checks
+    if all(level != "fail" for level, _ in checks):
+        yield from _drive_reachable(config, pc)
+
+
+def _drive_reachable(config: Config, pc: ProjectConfig) -> Iterator[Check]:
+    """The remote's own start-up check (the daemon's first step), with a throwaway index so
+    it never touches a running daemon's; nothing is created."""
+    from ..db.statedb import StateDB
+    from ..errors import AuthRequired, SyncdError, TargetUnavailable, TransientError
+    from ..remotes import open_remote
+
+    assert pc.mirror is not None
+    to = pc.mirror.to
+    with tempfile.TemporaryDirectory(prefix="syncd-doctor-") as tmp:
+        db = StateDB(Path(tmp) / "doctor.db")
+        try:
+            remote = open_remote(to, drive=config.drive, db=db, project=pc.name)
+            try:
+                remote.check(create=False)
+            finally:
+                remote.close()
+        except TargetUnavailable as exc:
+            if _mirrored_before(config, pc.name):
+                yield "fail", f"{pc.name}: {to.raw} is gone from Google Drive: {exc}"
+            else:
+                yield "ok", f"{pc.name}: Google Drive answers; {to.raw} is made at the first sync"
+            return
+        except AuthRequired as exc:
+            yield "fail", f"{pc.name}: Google Drive refuses the credentials: {exc}"
+            return
+        except TransientError as exc:
+            yield "warn", f"{pc.name}: cannot reach Google Drive to check {to.raw} ({exc})"
+            return
+        except SyncdError as exc:
+            yield "fail", f"{pc.name}: {to.raw} cannot be used: {exc}"
+            return
+        finally:
+            db.close()
+    yield "ok", f"{pc.name}: {to.raw} is reachable on Google Drive"
 
 
 def _private_file(pc: ProjectConfig, path: Path, what: str, fix: str) -> Iterator[Check]:
