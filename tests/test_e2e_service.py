@@ -32,7 +32,7 @@ def check_shape(status: dict[str, Any]) -> None:
     assert status["running"] is True and isinstance(status["pid"], int)
     assert isinstance(status["version"], str) and isinstance(status["uptime_s"], int)
     for p in status["projects"]:
-        assert set(p) == {"name", "path", "state", "reason", "mirror", "snapshot", "run"}
+        assert set(p) == {"name", "path", "state", "reason", "mirror", "snapshot", "run", "runs"}
         assert p["state"] in STATES
         m = p["mirror"]
         assert set(m) == {

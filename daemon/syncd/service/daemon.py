@@ -32,6 +32,7 @@ from .watcher import Watch, Watcher
 
 if TYPE_CHECKING:
     from ..snapshot.service import SnapshotService
+    from ..train.service import TrainService
 
 log = logging.getLogger("syncd.daemon")
 
@@ -68,6 +69,7 @@ class Daemon:
         self._notifier = SystemdNotifier()
         self._ipc: Server | None = None
         self.snapshots: dict[str, SnapshotService] = {}  # imported when a project has one
+        self.trainers: dict[str, TrainService] = {}  # projects with a `train:` section
         self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
         self._commands: dict[str, Callable[[str | None, dict[str, Any]], Any]] = {
             "status": self._cmd_status,
@@ -75,6 +77,9 @@ class Daemon:
             "resume": self._cmd_resume,
             "sync": self._cmd_sync,
             "snapshot": self._cmd_snapshot,
+            "train": lambda p, r: self._training().train_command(self.trainers, p, r),
+            "runs": lambda p, r: self._training().runs_command(self.trainers, p, r),
+            "runs_stop": lambda p, r: self._training().stop_command(self.trainers, r),
             "reload": self._cmd_reload,
             "stop": self._cmd_stop,
         }
@@ -116,9 +121,28 @@ class Daemon:
         self.snapshots[pc.name] = service
 
     def _stop_snapshots(self, name: str) -> None:
+        trainer = self.trainers.pop(name, None)
+        if trainer is not None:
+            trainer.close()
         service = self.snapshots.pop(name, None)
         if service is not None:
             service.close()
+
+    # --- training runs (train/): follow each project's runs, from where they were --------
+
+    @staticmethod
+    def _training() -> Any:
+        from . import training  # imports train/ only for configs that use it
+
+        return training
+
+    def _start_training(self, pc: ProjectConfig) -> None:
+        snapshots = self.snapshots.get(pc.name)
+        if pc.train is None or snapshots is None:
+            return
+        trainer = self._training().train_service(pc, self.db, self.config.kaggle, snapshots)
+        trainer.start()
+        self.trainers[pc.name] = trainer
 
     def _stop_project(self, rt: ProjectRuntime, deadline: float) -> None:
         if self._watcher is not None and rt.watch is not None:
@@ -232,11 +256,13 @@ class Daemon:
                 continue
             rt = self.projects.get(pc.name)
             service = self.snapshots.get(pc.name)
+            trainer = self.trainers.get(pc.name)
             projects.append(
                 project_status(
                     pc,
                     rt.engine.status() if rt else None,
                     service.status_block() if service else None,
+                    runs=trainer.status_block() if trainer else None,
                 )
             )
         if project is not None and not projects:
@@ -254,6 +280,7 @@ class Daemon:
         for pc in self.config.projects:
             self._start_project(pc)
             self._start_snapshots(pc)
+            self._start_training(pc)
         self._scheduler.add_job(
             self.rescan_all,
             "interval",
@@ -304,6 +331,7 @@ class Daemon:
             if name not in self.projects and name not in self.snapshots:
                 self._start_project(pc)
                 self._start_snapshots(pc)
+                self._start_training(pc)
         log.info("config reloaded: %s", self._summary())
 
     def request_stop(self) -> None:

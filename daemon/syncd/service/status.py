@@ -31,6 +31,7 @@ def project_status(
     mirror: MirrorStatus | None,
     snapshot: dict[str, Any] | None = None,
     run: dict[str, Any] | None = None,
+    runs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     state = mirror.state.value if mirror else ProjectState.IDLE.value
     return {
@@ -52,6 +53,7 @@ def project_status(
         },
         "snapshot": snapshot,
         "run": run,
+        "runs": runs if runs is not None else ([] if pc.train is not None else None),
     }
 
 
@@ -96,7 +98,13 @@ def status_from_disk(config: Config, db: StateDB) -> dict[str, Any]:
             from ..snapshot.store import SnapshotStore  # ~55 ms: only when a project has one
 
             snapshot = SnapshotStore(db, pc.name, pc.snapshot.dataset).status_block()
-        projects.append(project_status(pc, mirror if pc.mirror else None, snapshot))
+        runs = None
+        if pc.train is not None:
+            from ..train.service import runs_block  # only when a project trains
+            from ..train.store import RunStore
+
+            runs = runs_block(RunStore(db), pc.name)
+        projects.append(project_status(pc, mirror if pc.mirror else None, snapshot, runs=runs))
     return {
         "running": False,
         "pid": None,
