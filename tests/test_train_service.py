@@ -136,7 +136,7 @@ def test_settings_are_refused_before_any_upload(make: Make, fake: FakeKaggle) ->
     service = make()
     with pytest.raises(ConfigError, match="'T4' is not a Kaggle accelerator id"):
         service.train(gpu="T4")
-    with pytest.raises(ConfigError, match="a P100 cannot run on Kaggle's current default image"):
+    with pytest.raises(ConfigError, match="Kaggle's current default image cannot use a P100"):
         service.train(gpu="NvidiaTeslaP100")
     with pytest.raises(ConfigError, match="longer than Kaggle's 12 h session limit"):
         make(timeout="13h").train()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ..config import ProjectConfig, TrainConfig
@@ -173,7 +174,14 @@ class RunPoller:
     ) -> RunRecord:
         outputs = OUTPUTS_PENDING if fetch and record.version is not None else OUTPUTS_NONE
         record = self._set(
-            record, state=state, failure=failure, finished_at=time.time(), outputs=outputs
+            record,
+            state=state,
+            failure=failure,
+            finished_at=time.time(),
+            outputs=outputs,
+            # never seen RUNNING (it ran between two polls): the push time until the kernel
+            # script's own start time comes home with its outputs
+            started_at=record.started_at or record.created_at,
         )
         if outputs == OUTPUTS_NONE:
             self._tell(record)
@@ -199,6 +207,7 @@ class RunPoller:
             changes["gpu"] = "; ".join(str(g) for g in gpu)
         if isinstance(summary.get("git_commit"), str):
             changes["git_commit"] = summary["git_commit"]
+        changes.update(_script_times(summary))
         if record.state == ERROR and isinstance(summary.get("error"), str):
             changes["failure"] = summary["error"]  # the script's sentence, not "exit code 4"
         record = self._set(record, **changes)
@@ -237,3 +246,15 @@ class RunPoller:
                 old.kernel,
                 old.id,
             )
+
+
+def _script_times(summary: dict[str, object]) -> dict[str, float]:
+    """The run's start and end by the kernel script's own clock (``syncd-run.json``): more
+    exact than what the polls saw (they may come minutes apart, or after a laptop's sleep)."""
+    try:
+        started = datetime.strptime(str(summary["started_at"]), "%Y-%m-%dT%H:%M:%SZ")
+        duration = float(summary["duration_s"])  # type: ignore[arg-type]
+    except (KeyError, ValueError, TypeError):
+        return {}
+    start = started.replace(tzinfo=UTC).timestamp()
+    return {"started_at": start, "finished_at": start + duration}

@@ -47,12 +47,10 @@ def check_settings(project: str, cfg: TrainConfig, shape: str, command: str) -> 
         )
     if shape == P100 and not cfg.docker_image:
         raise ConfigError(
-            f"{where}.machine_shape: a P100 cannot run on Kaggle's current default image, "
-            "which is built for newer GPUs (CUDA 12.8), so the run would fail at its first "
-            "CUDA operation (kaggle-cli #821, #490), and the kaggle client treats the P100 "
-            "as retired and moves it to a T4",
-            "use NvidiaTeslaT4, or pin an older image that supports the P100 with "
-            "train.docker_image",
+            f"{where}.machine_shape: Kaggle's current default image cannot use a P100 (it is "
+            "built for CUDA 12.8, so the run would fail at its first CUDA operation: "
+            "kaggle-cli #821)",
+            "use NvidiaTeslaT4, or pin an image that supports the P100 with train.docker_image",
         )
     limit = session_limit(shape)
     if cfg.timeout is not None and cfg.timeout > limit:
