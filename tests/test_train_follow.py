@@ -114,6 +114,7 @@ def test_throttling_and_outages_as_html_pages_are_retried(make: Make, fake: Fake
     fake.inject(429, rpc="GetKernelSessionStatus", count=2, html=True)
     fake.inject(503, rpc="ListKernelSessionOutput", count=2, html=True)
     fake.inject(503, rpc="download", count=1, html=True)
+    fake.inject(rpc="GetKernelSessionStatus", drop=True, count=2)  # the network goes away
     done = follow(service, record.id)
     assert done.state == "complete"  # type: ignore[attr-defined]
     assert done.output_files == 3  # type: ignore[attr-defined]

@@ -124,7 +124,9 @@ def _snapshot(folder: Path, project: str, files: dict[str, bytes]) -> str:
     return digest
 
 
-def _run_script(root: Path, digest: str, command: str) -> subprocess.CompletedProcess[str]:
+def _run_script(
+    root: Path, digest: str, command: str, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
     params = KernelParams(
         run_id="r7",
         project=PROJECT,
@@ -138,7 +140,7 @@ def _run_script(root: Path, digest: str, command: str) -> subprocess.CompletedPr
     )
     script = root / "script.py"
     script.write_text(kernel_source(params))
-    env = {"PATH": os.environ["PATH"], "SYNCD_KAGGLE_ROOT": str(root / "kaggle")}
+    env = {"PATH": path or os.environ["PATH"], "SYNCD_KAGGLE_ROOT": str(root / "kaggle")}
     return subprocess.run(
         [sys.executable, "-I", "-S", str(script)],
         env=env,
@@ -188,3 +190,19 @@ def test_the_script_hashes_manifests_as_syncd_does() -> None:
     files = {"b/x.py": FileEntry(3, "0" * 32), "a.py": FileEntry(10, "f" * 32)}
     as_json = {p: {"size": e.size, "md5": e.md5} for p, e in files.items()}
     assert on_kaggle.manifest_hash(as_json) == manifest_hash(files)
+
+
+def test_the_script_records_the_gpus_nvidia_smi_sees(tmp_path: Path) -> None:
+    digest = _snapshot(tmp_path / "kaggle/input/datasets/alice/c", PROJECT, {"a.py": b"1\n"})
+    (tmp_path / "kaggle/working").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"  # what the T4 x2 machines answer
+    smi.write_text('#!/bin/sh\necho "Tesla T4, 15360 MiB"\necho "Tesla T4, 15360 MiB"\n')
+    smi.chmod(0o755)
+
+    done = _run_script(tmp_path, digest, "true", path=f"{bin_dir}:{os.environ['PATH']}")
+
+    assert done.returncode == 0, done.stderr
+    gpu = run_summary(tmp_path / "kaggle/working")["gpu"]
+    assert gpu == ["Tesla T4, 15360 MiB", "Tesla T4, 15360 MiB"]

@@ -132,6 +132,24 @@ def test_a_run_trains_on_the_snapshot_and_its_outputs_come_home(
     assert not [p for p in fake.dataset(DATASET).versions[1].files if p.startswith("runs/")]
 
 
+def test_a_new_snapshot_warns_about_runs_still_waiting_for_a_gpu(
+    make: Make, fake: FakeKaggle, tmp_path: Path
+) -> None:
+    service = make(timeout="1h")
+    fake.hold_queue = True
+    service.train()
+    (tmp_path / PROJECT / "lr.txt").write_text("1e-2\n")
+    settle(tmp_path / PROJECT)
+    said: list[str] = []
+    service.train(say=said.append)
+    assert said[1] == (
+        "warning: r1 has not started yet: it will find v2 mounted instead of v1, and refuse to run"
+    )
+    fake.release_queue()
+    done = service.follow_until_done("r1", lambda e: None)
+    assert done.state == "error" and "another snapshot of cifar" in (done.failure or "")
+
+
 def test_settings_are_refused_before_any_upload(make: Make, fake: FakeKaggle) -> None:
     service = make()
     with pytest.raises(ConfigError, match="'T4' is not a Kaggle accelerator id"):

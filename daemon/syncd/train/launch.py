@@ -93,8 +93,21 @@ class Launcher:
             check_quota(kernels.quota(), run_timeout(cfg, shape))
         snap = self._snapshot(message)
         say(f"snapshot: {snap.message}")
+        self._warn_waiting(snap, say)
         record = self._record(kernels, cfg, shape, command, message, snap)
         return self._push(kernels, cfg, record, snap, say)
+
+    def _warn_waiting(self, snap: SnapshotRef, say: Say) -> None:
+        """Kaggle mounts a dataset's newest version when a session starts: runs still waiting
+        for a GPU now get this snapshot, and refuse to run (it is not theirs)."""
+        for run in self.store.runs(self.project.name, limit=20):
+            if run.state in (PUSHING, QUEUED) and run.snapshot_version != snap.version:
+                text = (
+                    f"{run.id} has not started yet: it will find v{snap.version} mounted instead "
+                    f"of v{run.snapshot_version}, and refuse to run"
+                )
+                say(f"warning: {text}")
+                log.warning("%s: %s", self.project.name, text)
 
     def _record(
         self,

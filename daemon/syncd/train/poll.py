@@ -163,6 +163,8 @@ class RunPoller:
         except SyncdError as exc:
             log.debug("%s: %s: live log unavailable: %s", self.project.name, record.id, exc)
             return None
+        if len(live.entries) < record.log_entries:
+            return None  # the replay was cut before it caught up: that says nothing
         return list(live.entries[record.log_entries :])
 
     def _emit_log(self, record: RunRecord, entries: list[LogEntry]) -> None:
