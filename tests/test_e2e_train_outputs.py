@@ -125,4 +125,5 @@ def test_a_200_mb_output_is_streamed_without_the_daemon_growing(
             actual.update(block)
     assert actual.hexdigest() == expected.hexdigest()
     grew = (peak[0] - baseline) / MB
+    print(f"daemon RSS {baseline / MB:.0f} MB before, peak {peak[0] / MB:.0f} MB while fetching")
     assert grew < 50, f"the daemon grew by {grew:.0f} MB while fetching 200 MB"
