@@ -114,10 +114,18 @@ def test_throttling_and_outages_as_html_pages_are_retried(make: Make, fake: Fake
     fake.inject(429, rpc="GetKernelSessionStatus", count=2, html=True)
     fake.inject(503, rpc="ListKernelSessionOutput", count=2, html=True)
     fake.inject(503, rpc="download", count=1, html=True)
+    # then the connection breaks after 2 MiB (the first file, metrics.json, is smaller: it
+    # arrives whole; the 5 MB checkpoint is cut)
+    fake.inject(rpc="download", partial=2 * 1024 * 1024, count=2)
     fake.inject(rpc="GetKernelSessionStatus", drop=True, count=2)  # the network goes away
     done = follow(service, record.id)
     assert done.state == "complete"  # type: ignore[attr-defined]
     assert done.output_files == 3  # type: ignore[attr-defined]
+    ranges = [r.headers.get("Range") for r in fake.requests if r.rpc == "download"]
+    assert ranges == [None, None, None, "bytes=2097152-", None]  # resumed, not started over
+    assert files_under(Path(done.folder))["model.ckpt"] == CHECKPOINT  # type: ignore[attr-defined]
+    metrics = json.loads((Path(done.folder) / "exp1/metrics.json").read_text())  # type: ignore[attr-defined]
+    assert metrics["run"] == "r1"
 
     # Longer than one call's retries: the poll fails, says why, and the next one goes on.
     record = service.train()

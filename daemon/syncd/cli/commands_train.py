@@ -111,6 +111,9 @@ def _watch(args: argparse.Namespace, run_id: str) -> int:
     while True:
         try:
             reply = ask(args, "runs", run=run_id, after=cursor, wait=WATCH_WAIT_S, timeout=60)
+        except KeyboardInterrupt:
+            print(f"\n{run_id} goes on: the daemon follows it (`syncd runs`)", file=sys.stderr)
+            return EXIT_FAIL
         except (DaemonNotRunning, OSError, SyncdError) as exc:
             print(
                 f"syncd: stopped following {run_id} ({exc}); the daemon follows it again when "
@@ -141,7 +144,15 @@ def _train_here(config: Config, pc: ProjectConfig, args: argparse.Namespace) -> 
                 "follow the run and bring its outputs home, or use `syncd train --wait`"
             )
             return EXIT_OK
-        record = service.follow_until_done(record.id, lambda e: print_event(e.to_dict()))
+        try:
+            record = service.follow_until_done(record.id, lambda e: print_event(e.to_dict()))
+        except KeyboardInterrupt:
+            print(
+                f"\n{record.id} goes on: the next `syncd run` follows it and brings its outputs "
+                "home",
+                file=sys.stderr,
+            )
+            return EXIT_FAIL
         return _ending(record.to_dict())
     finally:
         service.close()
