@@ -65,8 +65,13 @@ class RunLock:
         if self._file is not None:
             self._file.close()
             self._file = None
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
+
+    def discard(self) -> None:
+        """Release, and remove the file: for a run nobody needs to follow any more (whoever
+        takes a lock re-reads the run first, so a late taker of a new file does no harm)."""
+        self.release()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 class RunFollower:
@@ -134,14 +139,14 @@ class RunFollower:
 
     def turn(self) -> float:
         """Look at every run that is due; the seconds until the next one is."""
-        runs = {r.seq: r for r in self.store.needing_work(self.project.name)}
+        runs = {r.seq for r in self.store.needing_work(self.project.name)}
         for seq in [s for s in self._due if s not in runs]:
             self._forget(seq)
         now = time.monotonic()
         urgent, self._urgent = self._urgent, set()
         for seq in urgent:
             self._due[seq] = (now, self.poll_s)
-        for seq, record in runs.items():
+        for seq in sorted(runs):
             when, interval = self._due.setdefault(seq, (now, self.poll_s))
             if self._closed.is_set():
                 break
@@ -150,7 +155,10 @@ class RunFollower:
             if not self._lock(seq).acquire():
                 self._due[seq] = (time.monotonic() + self.poll_s, self.poll_s)
                 continue  # another process follows it
-            interval = self._look(record, interval)
+            fresh = self.store.get(seq)  # it may have moved on while another process held it
+            if fresh is None or not fresh.needs_work:
+                continue
+            interval = self._look(fresh, interval)
             self._due[seq] = (time.monotonic() + interval, interval)
         if not self._due:
             return IDLE_S
@@ -164,7 +172,7 @@ class RunFollower:
         self._said.pop(seq, None)
         lock = self._locks.pop(seq, None)
         if lock is not None:
-            lock.release()
+            lock.discard()
 
     # --- one look ---------------------------------------------------------------------
 
@@ -208,8 +216,10 @@ class RunFollower:
                 record = self.store.get(seq)
                 assert record is not None
                 if record.needs_work and lock.acquire():
-                    interval = self._look(record, interval)
-                    record = self.store.get(seq) or record
+                    record = self.store.get(seq) or record  # as it is now that it is ours
+                    if record.needs_work:
+                        interval = self._look(record, interval)
+                        record = self.store.get(seq) or record
                 elif record.needs_work:  # another process follows it: watch the db
                     interval = self.poll_s
                     if record.state != last_state:

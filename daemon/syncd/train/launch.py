@@ -23,6 +23,7 @@ from pathlib import Path
 from ..config import ProjectConfig, TrainConfig
 from ..errors import SyncdError
 from ..remotes.kaggle.kernels import KaggleKernels, KernelPushError, KernelSpec
+from .follow import RunLock
 from .kernel_script import kernel_source
 from .model import (
     FAILED,
@@ -61,11 +62,13 @@ class Launcher:
         store: RunStore,
         kernels: Callable[[], KaggleKernels],
         snapshot: SnapshotSource,
+        lock_dir: Path,
     ) -> None:
         self.project = project
         self.store = store
         self._kernels = kernels
         self._snapshot = snapshot
+        self._lock_dir = lock_dir
 
     def launch(
         self,
@@ -95,7 +98,13 @@ class Launcher:
         say(f"snapshot: {snap.message}")
         self._warn_waiting(snap, say)
         record = self._record(kernels, cfg, shape, command, message, snap)
-        return self._push(kernels, cfg, record, snap, say)
+        # A follower (this process's or another's) leaves a run alone while its push is on.
+        lock = RunLock(self._lock_dir, record.seq)
+        lock.acquire()
+        try:
+            return self._push(kernels, cfg, record, snap, say)
+        finally:
+            lock.release()
 
     def _warn_waiting(self, snap: SnapshotRef, say: Say) -> None:
         """Kaggle mounts a dataset's newest version when a session starts: runs still waiting

@@ -91,8 +91,8 @@ class RunPoller:
             log.info("%s: %s: the push landed as v%d", self.project.name, record.id, now)
             url = f"https://www.kaggle.com/code/{record.kernel}"
             return self._set(record, version=now, url=url, state=QUEUED)
-        if record.kernel and time.time() - record.created_at < pending_grace():
-            return record  # Kaggle may not show a new kernel for a few seconds
+        if time.time() - record.created_at < pending_grace():
+            return record  # being pushed, or Kaggle does not show the new kernel yet
         return self._end(
             record, FAILED, "the push never reached Kaggle (syncd stopped or lost the connection)"
         )

@@ -71,7 +71,9 @@ class TrainService:
         self.follower = RunFollower(
             project, self.store, self._kernels, self.events, lock_dir, notifier
         )
-        self.launcher = Launcher(project, self.store, lambda: self._kernels(self._closed), snapshot)
+        self.launcher = Launcher(
+            project, self.store, lambda: self._kernels(self._closed), snapshot, lock_dir
+        )
 
     @property
     def name(self) -> str:

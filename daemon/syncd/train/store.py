@@ -86,17 +86,19 @@ class RunStore:
             raise TrainError(f"there is no run {run_id}", "`syncd runs` lists them")
         return record
 
-    def update(self, seq: int, *, reopen: bool = False, **changes: Any) -> RunRecord:
-        """Change some fields; a state change of a run that has ended is ignored unless
-        ``reopen`` (so a late poll never undoes ``syncd runs stop``)."""
+    def update(self, seq: int, **changes: Any) -> RunRecord:
+        """Change some fields. Once a run has ended, an update that sets a state again keeps
+        the ending (state, reason, time, outputs)."""
         with self.db.transaction() as c:
             row = c.execute("SELECT data FROM train_runs WHERE seq = ?", (seq,)).fetchone()
             if row is None:
                 raise TrainError(f"there is no run r{seq}")
             current = RunRecord.from_json(json.loads(row[0]))
-            reopening = current.state in ENDED and changes.get("state", current.state) in ACTIVE
-            if reopening and not reopen:
-                changes.pop("state")
+            if current.state in ENDED and "state" in changes:
+                # How a run ended is written once: a late poll (or a second ending) never
+                # undoes `syncd runs stop` or rewrites its reason.
+                for key in ("state", "failure", "finished_at", "outputs"):
+                    changes.pop(key, None)
             made = current.replace(**changes)
             c.execute(
                 "UPDATE train_runs SET state = ?, data = ? WHERE seq = ?",
