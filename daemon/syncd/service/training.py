@@ -75,7 +75,9 @@ def _trainer(trainers: dict[str, TrainService], project: str | None) -> TrainSer
     service = trainers.get(project)
     if service is None:
         raise TrainError(
-            f"project {project!r} has no `train:` section (with a snapshot section) in the config"
+            f"the daemon knows no project {project!r} with a `train:` section",
+            "add one under a project with a snapshot section; after editing the config, "
+            "run `syncd reload`",
         )
     return service
 
