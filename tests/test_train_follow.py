@@ -130,9 +130,15 @@ def test_throttling_and_outages_as_html_pages_are_retried(make: Make, fake: Fake
     # Longer than one call's retries: the poll fails, says why, and the next one goes on.
     record = service.train()
     fake.inject(503, rpc="GetKernelSessionStatus", count=6, html=True)
-    service.follower.turn()
-    seen = service.store.find(record.id)
-    assert seen.last_error is not None and "Kaggle is unavailable (HTTP 503)" in seen.last_error
+
+    def failed_look() -> str | None:
+        # (a turn may find the run's lock busy for a moment: a process the fake forks for
+        # the session holds a copy of the launcher's lock until it execs; it looks again)
+        service.follower.turn()
+        return service.store.find(record.id).last_error
+
+    seen = wait_for(failed_look, 20, "a poll that failed")
+    assert "Kaggle is unavailable (HTTP 503)" in str(seen)
     done = follow(service, record.id)
     assert (done.state, done.last_error) == ("complete", None)  # type: ignore[attr-defined]
 

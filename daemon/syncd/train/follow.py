@@ -42,7 +42,9 @@ IDLE_S = 60.0  # how often an idle follower looks at the db (a new run also wake
 
 
 class RunLock:
-    """An exclusive, non-blocking ``flock`` on ``<dir>/run-<seq>.lock``."""
+    """An exclusive, non-blocking ``flock`` on ``<dir>/run-<seq>.lock``. A child forked by
+    another thread while it is held keeps it until that child execs: a taker then finds it
+    busy for a moment, and simply looks again at the run's next turn."""
 
     def __init__(self, folder: Path, seq: int) -> None:
         self.path = folder / f"run-{seq}.lock"
