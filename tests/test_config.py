@@ -16,6 +16,7 @@ from syncd.config import (
     ProjectConfig,
     RemoteAddress,
     SnapshotConfig,
+    TrainConfig,
     default_config_path,
     load_config,
     parse_address,
@@ -44,9 +45,16 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 def uncomment_keys(text: str) -> str:
     """The example with every commented-out ``key: value`` line switched on."""
-    keys = {"drive", "kaggle", "snapshot"} | {
+    keys = {"drive", "kaggle", "snapshot", "train"} | {
         f.name
-        for cls in (DriveConfig, KaggleConfig, MirrorConfig, SnapshotConfig, ProjectConfig)
+        for cls in (
+            DriveConfig,
+            KaggleConfig,
+            MirrorConfig,
+            SnapshotConfig,
+            TrainConfig,
+            ProjectConfig,
+        )
         for f in dataclasses.fields(cls)
     }
     pattern = re.compile(r"^(\s*)# (\s*)([a-z_]+):")
@@ -86,7 +94,14 @@ def test_example_config_loads_with_the_documented_values() -> None:
 
 def test_example_config_shows_every_key_and_its_commented_defaults_load(tmp_path: Path) -> None:
     text = uncomment_keys(EXAMPLE.read_text())
-    for cls in (DriveConfig, KaggleConfig, MirrorConfig, SnapshotConfig, ProjectConfig):
+    for cls in (
+        DriveConfig,
+        KaggleConfig,
+        MirrorConfig,
+        SnapshotConfig,
+        TrainConfig,
+        ProjectConfig,
+    ):
         for f in dataclasses.fields(cls):
             assert re.search(rf"^[\s-]*{f.name}:", text, re.M), f"{cls.__name__}.{f.name} not shown"
     (tmp_path / "example").mkdir()
@@ -107,6 +122,13 @@ def test_example_config_shows_every_key_and_its_commented_defaults_load(tmp_path
     assert (snapshot.include, snapshot.exclude) == ((), ())
     assert snapshot.schedule == "0 3 * * *"
     assert snapshot.every == 6 * 3600
+    train = config.projects[0].train
+    assert train is not None
+    defaults_train = TrainConfig()
+    for key in ("command", "machine_shape", "internet", "outputs", "poll", "stalled_after"):
+        assert getattr(train, key) == getattr(defaults_train, key), key
+    assert (train.notify, train.keep_kernels, train.timeout) == (True, 5, 12 * 3600)
+    assert config.projects[0].ignore == ("*.ckpt", "data/raw/", "/runs/")
 
 
 # --- durations --------------------------------------------------------------------------------

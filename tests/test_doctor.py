@@ -259,3 +259,23 @@ def test_a_drive_target_is_reached_with_the_saved_credentials(
     assert code == 1
     (fail,) = failures(lines)
     assert "Google Drive refuses the credentials" in fail and "syncd auth drive" in fail
+
+
+def test_a_train_setting_kaggle_refuses_fails(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path
+) -> None:
+    p = project(
+        tmp_path,
+        snapshot={"dataset": "alice/cifar-code"},
+        train={"machine_shape": "NvidiaV100"},
+    )
+    cfg = write_config(tmp_path / "c.yaml", [p])
+    store = home / ".kaggle"
+    store.mkdir(mode=0o700)
+    (store / "kaggle.json").write_text('{"username": "alice", "key": "k"}')
+    (store / "kaggle.json").chmod(0o600)
+    code, lines, _ = doctor(capsys, cfg)
+    assert code == 1
+    (fail,) = failures(lines)
+    assert "p: train.machine_shape: 'NvidiaV100' is not a Kaggle accelerator id" in fail
+    assert "NvidiaTeslaT4" in fail

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..db.statedb import StateDB
     from ..service.protocol import ControlClient
 
 # The README's table.  A SyncdError carries its own (``exit_code``); these name them.
@@ -56,3 +57,18 @@ def controller(
 def say(message: str) -> None:
     """One sentence for the person at the terminal (stderr: stdout is for results)."""
     print(f"syncd: {message}", file=sys.stderr)
+
+
+def ask(args: argparse.Namespace, cmd: str, timeout: float | None = None, **fields: Any) -> Any:
+    """One request to the daemon of this config, no fallback (``DaemonNotRunning`` if none);
+    for commands that carry out their no-daemon path themselves (``train``)."""
+    from ..service.protocol import ControlClient
+
+    return ControlClient(config_path(args), fallback=False).remote(cmd, timeout, **fields)
+
+
+def open_db(config: Config) -> StateDB:
+    """The config's state db, or one sentence saying why it cannot be opened."""
+    from ..service.hosts import open_state_db
+
+    return open_state_db(config)

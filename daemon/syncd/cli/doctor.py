@@ -22,7 +22,7 @@ import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
-from ..config import Config, load_config
+from ..config import Config, ProjectConfig, load_config
 from ..errors import ConfigError
 from ..localfs.ignore import IgnoreRules
 from .doctor_targets import credentials, disk_space, targets
@@ -57,7 +57,8 @@ def run_checks(config_path: Path) -> Iterator[Check]:
 
 
 def _snapshot_settings(config: Config) -> Iterator[Check]:
-    """Kaggle's rules (slug 6–50 lowercase letters, digits and hyphens; title; license)."""
+    """Kaggle's rules (slug 6–50 lowercase letters, digits and hyphens; title; license),
+    and those of the `train:` section."""
     from ..remotes.kaggle.rules import dataset_metadata
 
     for pc in config.projects:
@@ -69,6 +70,21 @@ def _snapshot_settings(config: Config) -> Iterator[Check]:
             yield "fail", f"{exc} (fix it in {config.path})"
             continue
         yield "ok", f"{pc.name}: Kaggle dataset {meta.ref} ('{meta.title}') meets Kaggle's rules"
+        if pc.train is not None:
+            yield from _train_settings(config, pc)
+
+
+def _train_settings(config: Config, pc: ProjectConfig) -> Iterator[Check]:
+    """What `syncd train` refuses before any upload (accelerator id, image, timeout, ...)."""
+    from ..train.preflight import check_settings
+
+    assert pc.train is not None
+    try:
+        check_settings(pc.name, pc.train, pc.train.machine_shape, pc.train.command)
+    except ConfigError as exc:
+        yield "fail", f"{exc} (fix it in {config.path})"
+        return
+    yield "ok", f"{pc.name}: train settings ({pc.train.machine_shape}) meet Kaggle's rules"
 
 
 def _state_folder(config: Config) -> Iterator[Check]:

@@ -18,6 +18,7 @@ from .commands_daemon import (
 )
 from .commands_setup import cmd_auth, cmd_doctor, cmd_service
 from .commands_snapshot import cmd_snapshot, cmd_snapshots
+from .commands_train import cmd_runs, cmd_train
 from .init import cmd_init
 
 
@@ -102,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("snapshots", cmd_snapshots, "version history: number, time, files, size, status")
     p.add_argument("project", nargs="?", metavar="PROJECT")
     p.add_argument("--json", action="store_true")
+    # --- training runs on Kaggle GPUs (cli/commands_train.py) ---
+    p = add("train", cmd_train, "run the latest snapshot on a Kaggle GPU and bring outputs home")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("-m", "--message", help="what this run tries (goes into a new snapshot's notes)")
+    p.add_argument("--wait", action="store_true", help="stream the run; exit 0 on COMPLETE")
+    p.add_argument(
+        "--gpu", metavar="SHAPE", help="Kaggle accelerator id (default train.machine_shape)"
+    )
+    p.add_argument("--command", metavar="CMD", help="what to run (default train.command)")
+    p = add("runs", cmd_runs, "run history; `syncd runs stop RUN` stops a running one")
+    p.add_argument("words", nargs="*", metavar="PROJECT | stop RUN")
+    p.add_argument("--yes", action="store_true", help="stop without asking")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="show this many runs (default 50)")
     p = add("auth", cmd_auth, "set up and check credentials")
     p.add_argument("service", choices=["drive", "kaggle"])
     p.add_argument(

@@ -71,10 +71,12 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
                 f"  snapshot {s['dataset']}: {version} ({s.get('status') or '-'}), "
                 f"last {_ago(s.get('last_at'), now)}, next {s.get('next_at') or '-'}"
             )
-        for r in p.get("runs") or []:
+        for run in p.get("runs") or []:  # active runs and the last few (train/)
+            where = f"v{run['version']}" if run.get("version") else "not pushed"
             lines.append(
-                f"  run      {r['id']} {r['kernel']} on snapshot v{r.get('snapshot_version')}: "
-                f"{r['state']}"
+                f"  run      {run['id']} {run['kernel']} {where} on {run['machine_shape']}, "
+                f"snapshot v{run['snapshot_version']}: {run['state']}"
+                + (f" — {run['failure']}" if run.get("failure") else "")
             )
     return "\n".join(lines)
 

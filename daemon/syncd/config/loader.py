@@ -21,7 +21,15 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError
-from .model import Config, DriveConfig, KaggleConfig, MirrorConfig, ProjectConfig, SnapshotConfig
+from .model import (
+    Config,
+    DriveConfig,
+    KaggleConfig,
+    MirrorConfig,
+    ProjectConfig,
+    SnapshotConfig,
+    TrainConfig,
+)
 from .overlap import check_projects_apart
 from .values import (
     cron_schedule,
@@ -90,12 +98,46 @@ _SNAPSHOT = {
     "include": _Field("strings"),
     "exclude": _Field("strings"),
 }
+
+
+def _train_poll(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError(f"{seconds:g}s is too often to ask Kaggle (at least 1s)")
+    return seconds
+
+
+def _kept_kernels(count: int) -> int:
+    if count < 0:
+        raise ValueError(f"must be 0 or more, got {count}")
+    return count
+
+
+def _command(text: str) -> str:
+    if not text.strip():
+        raise ValueError("needs a command, e.g. python train.py")
+    return text.strip()
+
+
+# `syncd train`: Kaggle's own rules (accelerator ids, slugs, the P100) are checked by `train`.
+_TRAIN = {
+    "command": _Field("str", check=_command),
+    "machine_shape": _Field("str"),
+    "internet": _Field("bool"),
+    "timeout": _Field("duration", check=positive),
+    "outputs": _Field("str", check=subfolder),
+    "docker_image": _Field("str"),
+    "poll": _Field("duration", check=_train_poll),
+    "stalled_after": _Field("duration", check=positive),
+    "notify": _Field("bool"),
+    "keep_kernels": _Field("int", check=_kept_kernels),
+}
 _PROJECT = {
     "name": _Field("str", required=True, check=project_name),
     "path": _Field("path", required=True),
     "mirror": _Field("section", schema=_MIRROR),
     "ignore": _Field("strings"),
     "snapshot": _Field("section", schema=_SNAPSHOT),
+    "train": _Field("section", schema=_TRAIN),
 }
 _ROOT = {
     "drive": _Field("section", schema=_DRIVE),
@@ -250,7 +292,20 @@ def _project(section: _Section) -> ProjectConfig:
     values["mirror"] = _mirror(values["mirror"]) if "mirror" in values else None
     if "snapshot" in values:
         values["snapshot"] = SnapshotConfig(**values["snapshot"].values)
+    if "train" in section.lines:
+        _train(section, values)
     return ProjectConfig(**values)
+
+
+def _train(section: _Section, values: dict[str, Any]) -> None:
+    """``train:`` (an empty one means every default). Its outputs folder joins the project's
+    ignore list, so runs brought home are neither mirrored nor snapshotted."""
+    if "snapshot" not in values:
+        raise section.error("train", "needs a snapshot section: a run trains on a snapshot")
+    given = values.get("train")
+    train = TrainConfig(**given.values) if given is not None else TrainConfig()
+    values["train"] = train
+    values["ignore"] = (*values.get("ignore", ()), "/" + train.outputs)
 
 
 def load_config(path: Path) -> Config:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..config import Config, ProjectConfig
     from ..db.statedb import StateDB
     from ..snapshot.service import SnapshotService
+    from ..train.service import TrainService
 
 log = logging.getLogger("syncd.control")
 
@@ -75,6 +76,12 @@ class ControlHost(Protocol):
     def snapshot_block(self, name: str) -> dict[str, Any] | None: ...
 
     def snapshot_history(self, name: str) -> list[dict[str, Any]]: ...
+
+    def runs_block(self, name: str) -> list[dict[str, Any]] | None: ...
+
+    def trainers(self) -> dict[str, TrainService]:
+        """The projects' training services (``train/``); raises when they cannot run here."""
+        ...
 
     def reconcile(self, names: list[str], confirm_deletes: bool) -> dict[str, Any]: ...
 
@@ -135,7 +142,12 @@ class Controller:
     def status(self, project: str | None = None) -> dict[str, Any]:
         """The ``status --json`` shape (service.status): live, or the state db's last word."""
         projects = [
-            project_status(pc, self.host.mirror_status(pc.name), self.host.snapshot_block(pc.name))
+            project_status(
+                pc,
+                self.host.mirror_status(pc.name),
+                self.host.snapshot_block(pc.name),
+                runs=self.host.runs_block(pc.name),
+            )
             for pc in self._projects(project)
         ]
         return {**self.host.status_header(), "projects": projects}
@@ -191,6 +203,41 @@ class Controller:
         """``syncd snapshots``: every recorded upload of one project, newest first."""
         pc = self._snapshot_project(project, "snapshots")
         return self.host.snapshot_history(pc.name)
+
+    # --- training runs (train/; the rules live in service/training.py) --------------------
+
+    def train(
+        self,
+        project: str | None = None,
+        message: str | None = None,
+        gpu: str | None = None,
+        command: str | None = None,
+    ) -> dict[str, Any]:
+        """Snapshot if needed, push a kernel that trains on it; the run as data."""
+        from . import training
+
+        self._projects(project)  # an unknown name is a usage error, as everywhere
+        fields = {"message": message, "gpu": gpu, "command": command}
+        return training.train_command(self.host.trainers(), project, fields)
+
+    def runs(
+        self,
+        project: str | None = None,
+        run: str | None = None,
+        after: float | None = None,
+        wait: float | None = None,
+    ) -> Any:
+        """The run list, or (``run``) that run's events after ``after`` for ``train --wait``."""
+        from . import training
+
+        self._projects(project)
+        fields = {"run": run, "after": after, "wait": wait}
+        return training.runs_command(self.host.trainers(), project, fields)
+
+    def runs_stop(self, run: str | None = None) -> dict[str, Any]:
+        from . import training
+
+        return training.stop_command(self.host.trainers(), {"run": run})
 
     def reload(self) -> dict[str, Any]:
         """Re-read the config; a broken one is refused and the running one kept."""

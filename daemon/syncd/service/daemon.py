@@ -33,6 +33,7 @@ from .watcher import Watch, Watcher
 
 if TYPE_CHECKING:
     from ..snapshot.service import SnapshotService
+    from ..train.service import TrainService
 
 log = logging.getLogger("syncd.daemon")
 
@@ -69,6 +70,7 @@ class Daemon:
         self._notifier = SystemdNotifier()
         self._ipc: Server | None = None
         self.snapshots: dict[str, SnapshotService] = {}  # imported when a project has one
+        self.trainers: dict[str, TrainService] = {}  # projects with a `train:` section
         self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
         # Every control request goes through the one controller (as the CLI's in-process ones do).
         self.control = Controller(DaemonHost(self))
@@ -110,9 +112,28 @@ class Daemon:
         self.snapshots[pc.name] = service
 
     def _stop_snapshots(self, name: str) -> None:
+        trainer = self.trainers.pop(name, None)
+        if trainer is not None:
+            trainer.close()
         service = self.snapshots.pop(name, None)
         if service is not None:
             service.close()
+
+    # --- training runs (train/): follow each project's runs, from where they were --------
+
+    @staticmethod
+    def _training() -> Any:
+        from . import training  # imports train/ only for configs that use it
+
+        return training
+
+    def _start_training(self, pc: ProjectConfig) -> None:
+        snapshots = self.snapshots.get(pc.name)
+        if pc.train is None or snapshots is None:
+            return
+        trainer = self._training().train_service(pc, self.db, self.config.kaggle, snapshots)
+        trainer.start()
+        self.trainers[pc.name] = trainer
 
     def _stop_project(self, rt: ProjectRuntime, deadline: float) -> None:
         if self._watcher is not None and rt.watch is not None:
@@ -175,6 +196,7 @@ class Daemon:
         for pc in self.config.projects:
             self._start_project(pc)
             self._start_snapshots(pc)
+            self._start_training(pc)
         self._scheduler.add_job(
             self.rescan_all,
             "interval",
@@ -225,6 +247,7 @@ class Daemon:
             if name not in self.projects and name not in self.snapshots:
                 self._start_project(pc)
                 self._start_snapshots(pc)
+                self._start_training(pc)
         log.info("config reloaded: %s", self._summary())
 
     def request_stop(self) -> None:

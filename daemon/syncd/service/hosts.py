@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..mirror.model import MirrorStatus
     from ..mirror.once import OnceOutcome
     from ..snapshot.service import SnapshotService
+    from ..train.service import TrainService
     from .controller import MirrorControl
     from .daemon import Daemon
 
@@ -133,6 +134,15 @@ class DaemonHost:
         service = self._daemon.snapshots.get(name)
         return service.history() if service is not None else []
 
+    def runs_block(self, name: str) -> list[dict[str, Any]] | None:
+        trainer = self._daemon.trainers.get(name)
+        if trainer is not None:
+            return trainer.status_block()
+        return [] if self._daemon.config.project(name).train is not None else None
+
+    def trainers(self) -> dict[str, TrainService]:
+        return self._daemon.trainers
+
     def reconcile(self, names: list[str], confirm_deletes: bool) -> dict[str, Any]:
         for name in names:
             engine = self.mirror(name)
@@ -227,6 +237,21 @@ class LocalHost:
 
     def snapshot_history(self, name: str) -> list[dict[str, Any]]:
         return self._service(name).history()
+
+    def runs_block(self, name: str) -> list[dict[str, Any]] | None:
+        if self._project(name).train is None:
+            return None
+        from ..train.service import runs_block  # only when a project trains
+        from ..train.store import RunStore
+
+        return runs_block(RunStore(self.db), name)
+
+    def trainers(self) -> dict[str, TrainService]:
+        # `syncd train` without a daemon runs its own service (cli/commands_train.py).
+        raise DaemonNotRunning(
+            f"syncd is not running for {self._config.path}",
+            "`syncd train` and `syncd runs` work without it; start it to have runs followed",
+        )
 
     def reconcile(self, names: list[str], confirm_deletes: bool) -> dict[str, Any]:
         """``sync --once``: one full walk of each project, here and now."""

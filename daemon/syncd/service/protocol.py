@@ -35,6 +35,8 @@ def quick_timeout() -> float:
 
 OPTIONAL_TEXT = "a string or null"
 FLAG = "true or false"
+OPTIONAL_NUMBER = "a number or null"
+TRAIN_TIMEOUT_S = 7200.0  # the daemon answers once the snapshot is ready and the push is done
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,28 @@ COMMANDS: dict[str, Command] = {
         lambda: SNAPSHOT_TIMEOUT_S,
     ),
     "snapshots": Command({"project": OPTIONAL_TEXT}, lambda c, a: c.history(**a)),
+    "train": Command(
+        {
+            "project": OPTIONAL_TEXT,
+            "message": OPTIONAL_TEXT,
+            "gpu": OPTIONAL_TEXT,
+            "command": OPTIONAL_TEXT,
+        },  # fmt: skip
+        lambda c, a: c.train(**a),
+        lambda: TRAIN_TIMEOUT_S,
+    ),
+    # `train --wait` asks for a run's events and waits up to `wait` (≤ 25 s) for new ones.
+    "runs": Command(
+        {
+            "project": OPTIONAL_TEXT,
+            "run": OPTIONAL_TEXT,
+            "after": OPTIONAL_NUMBER,
+            "wait": OPTIONAL_NUMBER,
+        },  # fmt: skip
+        lambda c, a: c.runs(**a),
+        lambda: 60.0,
+    ),
+    "runs_stop": Command({"run": OPTIONAL_TEXT}, lambda c, a: c.runs_stop(**a)),
     # A reload stops changed projects (each gets a few seconds to finish a copy).
     "reload": Command({}, lambda c, a: c.reload(), lambda: 3 * quick_timeout()),
     "stop": Command({}, lambda c, a: c.stop()),
@@ -71,6 +95,11 @@ def _checked(name: str, kind: str, value: Any) -> Any:
     if kind == FLAG and isinstance(value, bool):
         return value
     if kind == OPTIONAL_TEXT and (value is None or isinstance(value, str)):
+        return value
+    if kind == OPTIONAL_NUMBER and (
+        value is None
+        or (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e9)
+    ):
         return value
     raise UsageError(f'"{name}" must be {kind}')
 
@@ -138,9 +167,10 @@ class ControlClient:
         self.in_process = True
         return self.local(cmd, **fields)
 
-    def remote(self, cmd: str, **fields: Any) -> Any:
+    def remote(self, cmd: str, timeout: float | None = None, **fields: Any) -> Any:
         """Over the socket only; a daemon that does not answer in time is one sentence."""
-        timeout = COMMANDS[cmd].timeout() if cmd in COMMANDS else quick_timeout()
+        if timeout is None:
+            timeout = COMMANDS[cmd].timeout() if cmd in COMMANDS else quick_timeout()
         path = socket_path(self.config_path)
         waited = quick_timeout()
         try:

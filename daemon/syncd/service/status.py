@@ -53,7 +53,8 @@ def project_status(
         },
         "snapshot": snapshot,
         "manifest": None,  # the Drive manifest (`syncd flush`, `syncd colab`): not built yet
-        "runs": runs or [],  # Kaggle kernel runs (`syncd train`): not built yet
+        # Kaggle kernel runs (train/): null for a project without a `train:` section.
+        "runs": runs if runs is not None else ([] if pc.train is not None else None),
     }
 
 

@@ -303,6 +303,12 @@ class SnapshotService:
         for record in pending[1:]:
             self.store.update(record.id, status=done.status)
 
+    def settle_pending(self) -> None:
+        """Wait until Kaggle has processed versions uploaded without waiting (``syncd train``
+        needs the version it reuses to be ready)."""
+        if self.store.pending():
+            self._resolve_pending(kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed))
+
     def _poll_later(self, row: int, session: kaggle.KaggleDatasets) -> None:
         def poll() -> None:
             try:

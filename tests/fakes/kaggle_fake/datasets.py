@@ -114,6 +114,12 @@ class Datasets:
         with self._lock:
             self._reserved.add(ref)
 
+    def delete_dataset(self, ref: str) -> None:
+        """As if its owner deleted `ref` on kaggle.com (DeleteDataset): kernels pushed from
+        now on list it in `invalidDatasetSources`."""
+        with self._lock:
+            del self._datasets[ref]
+
     def set_dataset_outcome(self, ref: str, outcome: str) -> None:
         """Versions created from now on end processing as `outcome` ("ready"/"failed")."""
         with self._lock:
