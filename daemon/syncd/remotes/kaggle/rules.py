@@ -241,10 +241,45 @@ def retry_after(exc: BaseException) -> float | None:
     return min(300.0, max(0.0, seconds))
 
 
-def short(exc: BaseException) -> str:
+def short(exc: BaseException, limit: int = 200) -> str:
+    """One line about a failed call, for logs and errors: never cut mid-word.
+
+    urllib3's connection errors run to several hundred characters of pool and
+    object reprs; they become "cannot reach HOST: REASON" instead.
+    """
     code = http_status(exc)
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"HTTP {code} {text}"[:200] if code else text[:200]
+    if isinstance(exc, requests.Timeout | requests.ConnectionError) and code is None:
+        text = _network_failure(exc)
+    else:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return clip(f"HTTP {code} {text}" if code else text, limit)
+
+
+_HOST = re.compile(r"host='([^']+)'")
+_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _network_failure(exc: BaseException) -> str:
+    text = str(exc)
+    host = _HOST.search(text)
+    where = host.group(1) if host else "Kaggle"
+    if isinstance(exc, requests.Timeout) or "timed out" in text:
+        return f"no answer from {where} in time"
+    reason = _ERRNO_REASON.search(text)
+    if reason:
+        return f"cannot reach {where}: {reason.group(1).strip()}"
+    if "RemoteDisconnected" in text or "reset" in text.lower():
+        return f"{where} closed the connection"
+    return f"cannot reach {where}"
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters, marked with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def describe_failure(
