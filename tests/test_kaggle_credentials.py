@@ -136,6 +136,25 @@ def test_a_legacy_key_is_stored_in_the_config_dir(
     assert store_legacy(USER, KEY) == Path(os.environ["XDG_CONFIG_HOME"]) / "kaggle" / "kaggle.json"
 
 
+def test_storing_a_token_keeps_an_xdg_kaggle_json_readable(
+    kaggle_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ~/.config/kaggle/kaggle.json is read only while ~/.kaggle does not exist; storing a
+    # token creates ~/.kaggle, so the legacy key is copied along instead of going dark.
+    monkeypatch.delenv("KAGGLE_CONFIG_DIR", raising=False)
+    assert not (kaggle_env / ".kaggle").exists()
+    xdg_key = store_legacy(USER, KEY)
+    assert xdg_key.parent == Path(os.environ["XDG_CONFIG_HOME"]) / "kaggle"
+
+    store_token("KGAT_0123456789abcdef")
+
+    copied = kaggle_env / ".kaggle" / "kaggle.json"
+    assert json.loads(copied.read_text()) == {"username": USER, "key": KEY}
+    assert mode(copied) == 0o600
+    legacy = [s for s in locate_credentials().sources if s.kind != "token"]
+    assert legacy and legacy[0].username == USER
+
+
 def test_store_from_a_downloaded_file_or_stdin(
     kaggle_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -206,7 +206,19 @@ def store_token(text: str) -> Path:
             "that is not a Kaggle API token (one word, like KGAT_...)",
             f"copy the token shown at {TOKEN_URL} after 'Generate New Token'",
         )
-    return _write_private(token_path(), token + "\n")
+    legacy_before = config_dir() / "kaggle.json"
+    saved = _write_private(token_path(), token + "\n")
+    _keep_legacy_visible(legacy_before)
+    return saved
+
+
+def _keep_legacy_visible(legacy: Path) -> None:
+    """A kaggle.json the client read from $XDG_CONFIG_HOME/kaggle stops being read once
+    ~/.kaggle exists (the client prefers that folder): copy it there, so storing a token
+    never silently hides a working legacy key."""
+    now = config_dir() / "kaggle.json"
+    if now != legacy and legacy.is_file() and not now.exists():
+        _write_private(now, legacy.read_text(errors="replace"))
 
 
 def store_legacy(username: str, key: str) -> Path:
