@@ -23,7 +23,7 @@ from syncd.errors import AuthRequired, FileChanged, FileError, TargetUnavailable
 from syncd.remotes import gdrive_folders
 from syncd.remotes.gdrive_api import Pacer
 from syncd.state import StateDB
-from tests.fakes.drive_server import FakeDrive
+from tests.fakes.drive_server import APP, FakeDrive
 from tests.gdrive_support import (
     drive_config,
     files_below,
@@ -34,6 +34,7 @@ from tests.gdrive_support import (
 )
 
 MiB = 1024 * 1024
+SA_EMAIL = "syncd-test@fake-project.iam.gserviceaccount.com"
 # oauth2client signs service-account assertions with a pyOpenSSL call that warns.
 pytestmark = pytest.mark.filterwarnings("ignore:sign\\(\\) is deprecated:DeprecationWarning")
 
@@ -213,15 +214,25 @@ def test_an_outage_becomes_transient_error_quickly(fake: FakeDrive, tmp_path: Pa
 
 
 def test_storage_quota_of_a_service_account(fake: FakeDrive, tmp_path: Path) -> None:
-    remote = open_gdrive(fake, tmp_path, service_account_key=service_account_key(fake, tmp_path))
-    remote.check(create=True)
-    remote.upload("ok.txt", src(tmp_path, b"ok"), None)
-    fake.inject(status=403, reason="storageQuotaExceeded", method="POST", path_contains="/upload/")
-    with pytest.raises(TargetUnavailable) as err:
+    key = service_account_key(fake, tmp_path)
+    remote = open_gdrive(fake, tmp_path, service_account_key=key, scope="full")
+    remote.check(create=True)  # folders take no storage: the root can be made
+    with pytest.raises(TargetUnavailable) as err:  # the fake answers what Drive answers
         remote.upload("x.txt", src(tmp_path, b"x"), None)
     assert str(err.value) == (
         "service accounts have no storage of their own: use a Shared Drive folder (gdrive:id=...)"
     )
+    assert fake.count(status=403, reason="storageQuotaExceeded") == 1
+
+    team = fake.add_shared_drive("Team", members=[SA_EMAIL])
+    folder = fake.mkdir("syncd-p", parent_id=team)
+    shared = open_gdrive(
+        fake, tmp_path / "t", f"gdrive:id={folder}", service_account_key=key, scope="full"
+    )
+    shared.check(create=True)
+    shared.upload("a/x.txt", src(tmp_path, b"x"), None)
+    assert fake.tree(folder) == {"a/": None, "a/x.txt": md5(b"x")}
+    assert [e.path for e in shared.list_all()] == ["a/x.txt"]
 
 
 def service_account_key(fake: FakeDrive, tmp_path: Path) -> Path:
@@ -234,7 +245,7 @@ def service_account_key(fake: FakeDrive, tmp_path: Path) -> Path:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    email = "syncd-test@fake-project.iam.gserviceaccount.com"
+    email = SA_EMAIL
     fake.allow_service_account(email)
     path = tmp_path / "sa.json"
     info = {
@@ -348,21 +359,38 @@ def test_service_account_setup(fake: FakeDrive, tmp_path: Path) -> None:
     assert saved.stat().st_mode & 0o777 == 0o600
     text = "\n".join(said)
     assert f"service_account_key: {saved}" in text and "Shared Drive" in text
-    remote = open_gdrive(fake, tmp_path, service_account_key=saved, credentials=False)
+    team = fake.add_shared_drive("Team", members=[SA_EMAIL])
+    remote = open_gdrive(
+        fake,
+        tmp_path,
+        f"gdrive:id={team}",
+        service_account_key=saved,
+        credentials=False,
+        scope="full",
+    )
     remote.check(create=True)
     remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert files_below(fake) == {"x.txt": md5(b"x")}
+    assert fake.tree(team) == {"x.txt": md5(b"x")}
 
 
 # --- addresses, folders, listing, request counts -------------------------------------------
 
 
 def test_id_address_uses_that_folder(fake: FakeDrive, tmp_path: Path) -> None:
-    folder = fake.mkdir("Shared/colab-project")
-    remote = open_gdrive(fake, tmp_path, f"gdrive:id={folder}")
+    folder = fake.mkdir("Shared/colab-project")  # made by hand in the web UI
+    address = f"gdrive:id={folder}"
+    hidden = open_gdrive(fake, tmp_path / "f", address)  # drive.file cannot see it
+    with pytest.raises(TargetUnavailable, match="drive.scope: full"):
+        hidden.check(create=True)
+    remote = open_gdrive(fake, tmp_path / "full", address, scope="full")
     remote.check(create=True)
     remote.upload("a/x.txt", src(tmp_path, b"x"), None)
-    assert files_below(fake, "Shared/colab-project") == {"a/x.txt": md5(b"x")}
+    assert files_below(fake, "Shared/colab-project", app=None) == {"a/x.txt": md5(b"x")}
+    fake.open_with(folder)  # picked with syncd ("Open with"): now drive.file sees it
+    picked = open_gdrive(fake, tmp_path / "picked", address)
+    picked.check(create=True)
+    picked.upload("b.txt", src(tmp_path, b"b"), None)
+    assert fake.tree(folder)["b.txt"] == md5(b"b")
     missing = open_gdrive(fake, tmp_path / "m", "gdrive:id=1doesNotExist0000000000000000000")
     with pytest.raises(TargetUnavailable, match="drive.scope: full"):
         missing.check(create=True)
@@ -407,8 +435,8 @@ def test_concurrent_uploads_create_each_folder_once(fake: FakeDrive, tmp_path: P
 def test_adopting_a_folder_that_holds_the_files_costs_one_listing(
     fake: FakeDrive, tmp_path: Path
 ) -> None:
-    for i in range(300):
-        fake.put_file(f"syncd/p/d{i % 10}/f{i}.txt", b"%d" % i)
+    for i in range(300):  # what syncd itself uploaded earlier (from another machine, say)
+        fake.put_file(f"syncd/p/d{i % 10}/f{i}.txt", b"%d" % i, by=APP)
     fake.reset_log()
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
@@ -416,21 +444,29 @@ def test_adopting_a_folder_that_holds_the_files_costs_one_listing(
         found = remote.stat(f"d{i % 10}/f{i}.txt", None)
         assert found is not None and found.md5 == md5(b"%d" % i)
     assert remote.stat("d0/missing.txt", None) is None
-    # Resolving /syncd/p (get root, two title queries) and one flat listing of the tree.
-    assert fake.count() == 4
+    # Resolving /syncd/p (about.get for My Drive's id, two title queries) and one flat
+    # listing of the tree; never files/root, a 404 under drive.file.
+    assert fake.count() == 4 and fake.count(path_contains="/files/root") == 0
 
 
-@pytest.mark.parametrize(("scope", "calls"), [("file", 3), ("full", 2 + 3)])
+@pytest.mark.parametrize(("scope", "calls"), [("file", 4), ("full", 2 + 3)])
 def test_list_all_pages_and_walks(fake: FakeDrive, tmp_path: Path, scope: str, calls: int) -> None:
-    for i in range(2100):
-        fake.put_file(f"syncd/p/t{i % 3}/d{i % 30}/f{i}.txt", b"x")
-    fake.put_file("syncd/elsewhere.txt", b"not below the root")
+    fake.page_size = 50  # Drive may answer fewer items than asked: 150 files show the paging
+    for i in range(150):
+        fake.put_file(f"syncd/p/t{i % 3}/d{i % 30}/f{i}.txt", b"x", by=APP)
+    fake.put_file("syncd/elsewhere.txt", b"not below the root", by=APP)
+    fake.put_file("syncd/p/by-hand.txt", b"invisible under drive.file")
     remote = open_gdrive(fake, tmp_path, scope=scope)
     remote.check()
     fake.reset_log()
     listed = list(remote.list_all())
-    assert len(listed) == 2100 and all(e.md5 == md5(b"x") for e in listed)
-    # Pages of 1000 (flat); or a query per level of folders, the last one three pages long.
+    hand = ["by-hand.txt"] if scope == "full" else []
+    assert sorted(e.path for e in listed if "/" not in e.path) == hand
+    assert len(listed) == 150 + len(hand) and all(
+        e.md5 == md5(b"x") for e in listed if e.path != "by-hand.txt"
+    )
+    # Pages of 50: 186 items syncd made (flat); or a query per level of folders, the last
+    # one (150 files) three pages long.
     assert fake.count() == calls
 
 

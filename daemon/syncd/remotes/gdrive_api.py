@@ -16,6 +16,7 @@ and resumes where the server stopped.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import http.client
 import json
@@ -56,6 +57,11 @@ BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 60.0
 RATE_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "dailyLimitExceeded"}
+RATE_ATTEMPTS = 10  # a rate limit is expected on Drive: more tries (rclone: 10 low-level retries)
+MIN_RATE = 0.5  # requests/s the adaptive pacer never goes below
+RATE_STEP = 0.05  # requests/s given back per success after a slowdown
+RECENT_S = 2.0  # the window the pacer measures its achieved rate over
+COOLDOWN_S = 1.0  # 403s within this long of a slowdown are the same overload
 REVOKED = ("Google Drive access was revoked or expired", "run `syncd auth drive`")
 GRANT_REFUSED = ("invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope")
 
@@ -63,24 +69,64 @@ GRANT_REFUSED = ("invalid_grant", "invalid_client", "unauthorized_client", "inva
 
 
 class Pacer:
-    """A token bucket: ``rate`` requests a second on average, bursts of up to ``burst``."""
+    """A token bucket: ``rate`` requests a second on average, bursts of up to ``burst``.
+
+    The rate adapts to Drive's own limit, which is per user, unpublished and lower
+    for creations than for reads (rclone: "about 2 files per second"): a rate-limit
+    answer (``throttled``) halves the rate the bucket refills at, measured against
+    what actually went through lately, and empties the bucket; every success
+    (``succeeded``) gives back a little, up to the configured rate.  One pacer per
+    account is shared by all its projects and workers, like rclone's Drive pacer
+    (lib/pacer GoogleDrive), so one 403 slows every sender, not only the one that
+    met it.
+    """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.configured = rate
         self.rate = rate
         self.burst = max(1.0, burst if burst is not None else rate)
         self._tokens = self.burst
         self._at = time.monotonic()
         self._lock = threading.Lock()
+        self._recent: collections.deque[float] = collections.deque()  # take() times, last 2 s
+        self.slowdowns = 0  # rate-limit answers seen (status, benches)
+        self._slowed_at = -COOLDOWN_S
 
     def take(self) -> None:
         with self._lock:
             now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            burst = max(1.0, min(self.burst, self.rate))
+            self._tokens = min(burst, self._tokens + (now - self._at) * self.rate)
             self._at = now
             self._tokens -= 1.0  # may go negative: the deficit is this caller's wait
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            self._recent.append(now + wait)
+            while self._recent and self._recent[0] < now - RECENT_S:
+                self._recent.popleft()
         if wait > 0:
             time.sleep(wait)
+
+    def throttled(self) -> None:
+        """Drive said "too fast": halve the pace (never below MIN_RATE) and stop bursting.
+
+        The requests of one overload answer one after the other: only the first 403
+        of a ``COOLDOWN_S`` window halves the rate again.
+        """
+        with self._lock:
+            now = time.monotonic()
+            self.slowdowns += 1
+            self._tokens = min(self._tokens, 0.0)
+            if now - self._slowed_at < COOLDOWN_S:
+                return
+            self._slowed_at = now
+            achieved = len(self._recent) / RECENT_S
+            self.rate = max(MIN_RATE, min(self.rate, achieved or self.rate) / 2)
+
+    def succeeded(self) -> None:
+        """Give back ~5 % of the pace (at least RATE_STEP), up to the configured rate."""
+        if self.rate < self.configured:
+            with self._lock:
+                self.rate = min(self.configured, self.rate + max(RATE_STEP, self.rate / 20))
 
 
 _pacers: dict[tuple[str, str, float], Pacer] = {}
@@ -146,6 +192,14 @@ def _retry_after(err: HttpError) -> float | None:
         return min(RETRY_AFTER_CAP, float(err.resp.get("retry-after", "")))
     except (TypeError, ValueError):
         return None
+
+
+def is_rate_limit(exc: BaseException) -> bool:
+    """Drive's "slow down": 429, or 403 with a rate-limit reason."""
+    if not isinstance(exc, HttpError):
+        return False
+    status = exc.resp.status
+    return status == 429 or (status == 403 and _error_detail(exc)[0] in RATE_REASONS)
 
 
 def classify(exc: BaseException) -> Exception | None:
@@ -331,19 +385,32 @@ class DriveApi:
         return err
 
     def call(self, make: Callable[[], HttpRequest], what: str) -> Any:
-        """Execute a request (built afresh for every attempt); retry what is transient."""
-        for attempt in range(ATTEMPTS):
+        """Execute a request (built afresh for every attempt); retry what is transient.
+
+        Rate limits get ``RATE_ATTEMPTS`` tries and slow the shared pacer down; other
+        transient failures get ``ATTEMPTS``.
+        """
+        attempt = 0
+        while True:
             try:
                 with self.connection() as conn:
-                    return make().execute(http=conn)
+                    result = make().execute(http=conn)
+                self.pacer.succeeded()
+                return result
             except Exception as exc:  # noqa: BLE001 - classified below; unknown ones re-raised
                 err = self._fail(exc, what)
-                if not isinstance(err, TransientError) or attempt == ATTEMPTS - 1:
+                limited = is_rate_limit(exc)
+                if limited:
+                    self.pacer.throttled()
+                attempt += 1
+                budget = RATE_ATTEMPTS if limited else ATTEMPTS
+                if not isinstance(err, TransientError) or attempt >= budget:
                     raise err from exc
                 wait = _retry_after(exc) if isinstance(exc, HttpError) else None
-                log.debug("%s: %s; retry %d", what, err.message, attempt + 1)
-                time.sleep(max(wait or 0.0, backoff(attempt)))
-        raise AssertionError("unreachable")
+                log.debug("%s: %s; retry %d", what, err.message, attempt)
+                # After a rate limit the slowed, emptied pacer is the wait (shared by all
+                # workers); a private backoff on top would only leave the link idle.
+                time.sleep(wait or (0.0 if limited else backoff(attempt - 1)))
 
     def upload_resumable(self, make: Callable[[], HttpRequest], what: str) -> Any:
         """Drive a resumable upload to the end, resuming after every failed step.
@@ -360,6 +427,7 @@ class DriveApi:
             try:
                 with self.connection() as conn:
                     status, body = request.next_chunk(http=conn)
+                self.pacer.succeeded()
                 if body is not None:
                     return body
                 failures = 0
@@ -375,8 +443,11 @@ class DriveApi:
                     request, err = make(), TransientError(f"{what}: the upload session expired")
                 if not isinstance(err, TransientError):
                     raise err from exc
+                limited = is_rate_limit(exc)
+                if limited:
+                    self.pacer.throttled()
                 failures = 0 if request.resumable_progress > before else failures + 1
-                if failures == ATTEMPTS:
+                if failures >= (RATE_ATTEMPTS if limited else ATTEMPTS):
                     raise err from exc
                 log.debug("%s: %s; resuming (%d)", what, err.message, failures)
-                time.sleep(backoff(failures))
+                time.sleep(0.0 if limited else backoff(failures))

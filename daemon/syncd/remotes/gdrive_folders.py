@@ -72,6 +72,7 @@ class DriveFolders:
         self.service_account = service_account
         self.tree = DriveTree()
         self._drive_id: str | None = None  # set when the root lives in a Shared Drive
+        self._my_drive_id: str | None = None  # about.get's rootFolderId, once asked
         self._mkdir_lock = threading.Lock()  # two workers never create one folder twice
         self._listing_lock = threading.Lock()
         self._ids: list[str] = []
@@ -170,6 +171,8 @@ class DriveFolders:
                 )
             return self._root_found(item, created=False)
         parts = [p for p in (self._addr.path or "/").split("/") if p]
+        if not parts:  # gdrive:/ is My Drive itself, which drive.file may not even `get`
+            return self._root_found(self._my_drive(), created=False)
         cached = self.tree.get("")
         if cached is not None:
             item = self.get(cached.id)
@@ -182,9 +185,7 @@ class DriveFolders:
                 self.address,
             )
             self.forget_tree()
-        parent = self.get("root")
-        if parent is None:
-            raise TargetUnavailable("cannot read the root of My Drive")
+        parent = self._my_drive()
         created = False
         for i, name in enumerate(parts):
             found = []
@@ -204,6 +205,21 @@ class DriveFolders:
             parent = self._create_folder(parent.id, name, "newroot:" + "/".join(parts[: i + 1]))
             created = True
         return self._root_found(parent, created)
+
+    def _my_drive(self) -> DriveItem:
+        """My Drive's root, by its real id.
+
+        Never ``files.get("root")``: under the default drive.file scope that is a 404
+        (rclone backend/drive/drive.go, commit 1e423d21e).  ``about.get`` answers the id
+        under every scope; the root itself is only used as a parent.
+        """
+        if self._my_drive_id is None:
+            about = self.api.call(
+                lambda: self.api.service.about().get(fields="rootFolderId"),
+                "finding My Drive",
+            )
+            self._my_drive_id = str(about["rootFolderId"])
+        return DriveItem(self._my_drive_id, "My Drive", None, True, None, 0, None, False, "")
 
     def _root_found(self, item: DriveItem, created: bool) -> Folder:
         self._drive_id = item.drive_id
