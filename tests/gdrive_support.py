@@ -111,6 +111,35 @@ def uploads(fake: FakeDrive) -> list[str]:
     return [r.title for r in fake.requests if "/upload/" in r.path and r.title is not None]
 
 
+SA_EMAIL = "syncd-test@fake-project.iam.gserviceaccount.com"
+
+
+def service_account_key(fake: FakeDrive, tmp_path: Path, email: str = SA_EMAIL) -> Path:
+    """A service account key file (a real RSA key) that the fake accepts."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    fake.allow_service_account(email)
+    path = tmp_path / "sa.json"
+    info = {
+        "type": "service_account",
+        "project_id": "fake-project",
+        "private_key_id": "0123456789abcdef",
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "1234567890",
+        "token_uri": fake.url + "token",
+    }
+    path.write_text(json.dumps(info))
+    return path
+
+
 def drive_section(fake: FakeDrive, credentials: Path, **extra: Any) -> dict[str, Any]:
     """The `drive:` block of a YAML config for the daemon."""
     return {

@@ -1,42 +1,34 @@
-"""The ``gdrive:`` remote against FakeDrive: retries, idempotency, resuming, auth, requests.
+"""The ``gdrive:`` remote against FakeDrive: retries, idempotency, resuming, requests.
 
-Behaviour every target shares is in test_remote_conformance.py; this file
-covers what only Drive has: lost answers, resumable sessions, rate limits,
-OAuth grants, service accounts, and how many requests things cost.
+Behaviour every target shares is in test_remote_conformance.py; credentials,
+scopes and service accounts are test_gdrive_auth.py; this file covers what
+only Drive has: lost answers, resumable sessions, rate limits, and how many
+requests things cost.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from syncd.auth import auth_drive
-from syncd.errors import AuthRequired, FileChanged, FileError, TargetUnavailable, TransientError
+from syncd.errors import FileChanged, FileError, TargetUnavailable, TransientError
 from syncd.remotes import gdrive_folders
-from syncd.remotes.gdrive_api import Pacer
+from syncd.remotes.gdrive_api import MIN_RATE, Pacer
 from syncd.state import StateDB
 from tests.fakes.drive_server import APP, FakeDrive
 from tests.gdrive_support import (
-    drive_config,
     files_below,
     open_gdrive,
     uploads,
-    write_client_secrets,
-    write_credentials,
 )
 
 MiB = 1024 * 1024
-SA_EMAIL = "syncd-test@fake-project.iam.gserviceaccount.com"
-# oauth2client signs service-account assertions with a pyOpenSSL call that warns.
-pytestmark = pytest.mark.filterwarnings("ignore:sign\\(\\) is deprecated:DeprecationWarning")
 
 
 @pytest.fixture
@@ -213,166 +205,6 @@ def test_an_outage_becomes_transient_error_quickly(fake: FakeDrive, tmp_path: Pa
     assert time.monotonic() - started < 10
 
 
-def test_storage_quota_of_a_service_account(fake: FakeDrive, tmp_path: Path) -> None:
-    key = service_account_key(fake, tmp_path)
-    remote = open_gdrive(fake, tmp_path, service_account_key=key, scope="full")
-    remote.check(create=True)  # folders take no storage: the root can be made
-    with pytest.raises(TargetUnavailable) as err:  # the fake answers what Drive answers
-        remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert str(err.value) == (
-        "service accounts have no storage of their own: use a Shared Drive folder (gdrive:id=...)"
-    )
-    assert fake.count(status=403, reason="storageQuotaExceeded") == 1
-
-    team = fake.add_shared_drive("Team", members=[SA_EMAIL])
-    folder = fake.mkdir("syncd-p", parent_id=team)
-    shared = open_gdrive(
-        fake, tmp_path / "t", f"gdrive:id={folder}", service_account_key=key, scope="full"
-    )
-    shared.check(create=True)
-    shared.upload("a/x.txt", src(tmp_path, b"x"), None)
-    assert fake.tree(folder) == {"a/": None, "a/x.txt": md5(b"x")}
-    assert [e.path for e in shared.list_all()] == ["a/x.txt"]
-
-
-def service_account_key(fake: FakeDrive, tmp_path: Path) -> Path:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    email = SA_EMAIL
-    fake.allow_service_account(email)
-    path = tmp_path / "sa.json"
-    info = {
-        "type": "service_account",
-        "project_id": "fake-project",
-        "private_key_id": "0123456789abcdef",
-        "private_key": pem,
-        "client_email": email,
-        "client_id": "1234567890",
-        "token_uri": fake.url + "token",
-    }
-    path.write_text(json.dumps(info))
-    return path
-
-
-# --- auth ----------------------------------------------------------------------------------
-
-
-def test_revoked_grant_needs_the_user_and_new_credentials_are_picked_up(
-    fake: FakeDrive, tmp_path: Path
-) -> None:
-    remote = open_gdrive(fake, tmp_path)
-    remote.check(create=True)
-    fake.revoke_all()
-    with pytest.raises(AuthRequired) as err:
-        remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert str(err.value) == ("Google Drive access was revoked or expired (run `syncd auth drive`)")
-    before = len(fake.requests)
-    with pytest.raises(AuthRequired):
-        remote.check()  # known bad and the file did not change: no request at all
-    assert len(fake.requests) == before
-
-    fake.allow_refresh_token("1//new-grant")
-    write_credentials(fake, remote.cfg.credentials, "1//new-grant", access_token=False)
-    remote.check()  # same remote object: the new file is noticed and used
-    remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert files_below(fake) == {"x.txt": md5(b"x")}
-
-
-def test_missing_credentials(fake: FakeDrive, tmp_path: Path) -> None:
-    remote = open_gdrive(fake, tmp_path, credentials=False)
-    with pytest.raises(AuthRequired, match="no Google Drive credentials at .*run `syncd auth"):
-        remote.check(create=True)
-
-
-def test_expired_access_token_is_refreshed_without_fuss(fake: FakeDrive, tmp_path: Path) -> None:
-    remote = open_gdrive(fake, tmp_path)
-    remote.check(create=True)
-    fake.expire_access_tokens()
-    remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert fake.count("POST", "/token", status=200) == 1
-    assert json.loads(remote.cfg.credentials.read_text())["refresh_token"] == fake.refresh_token
-
-
-def test_loopback_flow_saves_a_refresh_token(fake: FakeDrive, tmp_path: Path) -> None:
-    cfg = drive_config(fake, tmp_path)
-    write_client_secrets(fake, cfg.client_secrets)
-    said: list[str] = []
-    box: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            box["path"] = auth_drive(cfg, no_browser=True, out=said.append, ports=(0,), timeout=20)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            box["error"] = exc
-
-    flow = threading.Thread(target=run)
-    flow.start()
-    url = next(line.strip() for line in _wait_lines(said) if "/auth?" in line)
-    with urllib.request.urlopen(url, timeout=10) as resp:  # the "browser": consent, redirect
-        assert b"authentication flow has completed" in resp.read()
-    flow.join(20)
-    assert "error" not in box, box.get("error")
-    saved = json.loads(cfg.credentials.read_text())
-    assert saved["refresh_token"].startswith("1//fake-refresh-")
-    assert cfg.credentials.stat().st_mode & 0o777 == 0o600
-    assert fake.granted_scopes == ["https://www.googleapis.com/auth/drive.file"]
-    text = "\n".join(said)
-    assert "drive.file" in text and "gdrive:/syncd/<project>" in text and "scope: full" in text
-    assert "ssh -L " in text and "Signed in as fake.user@example.com." in text
-    assert "no restart needed" in text
-    remote = open_gdrive(fake, tmp_path)  # the daemon side can use what the flow saved
-    remote.check(create=True)
-    remote.upload("x.txt", src(tmp_path, b"x"), None)
-
-
-def _wait_lines(said: list[str]) -> list[str]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if any("Waiting for the answer" in line for line in said):
-            return "\n".join(said).splitlines()
-        time.sleep(0.02)
-    raise AssertionError(f"the flow printed no URL: {said}")
-
-
-def test_auth_drive_without_an_oauth_client_says_what_to_do(
-    fake: FakeDrive, tmp_path: Path
-) -> None:
-    from syncd.errors import SyncdError
-
-    with pytest.raises(SyncdError, match="no OAuth client at .*Desktop app"):
-        auth_drive(drive_config(fake, tmp_path), no_browser=True, out=lambda _: None)
-
-
-def test_service_account_setup(fake: FakeDrive, tmp_path: Path) -> None:
-    key = service_account_key(fake, tmp_path)
-    cfg = drive_config(fake, tmp_path)
-    said: list[str] = []
-    saved = auth_drive(cfg, service_account=key, out=said.append, config_path=tmp_path / "c.yaml")
-    assert saved == tmp_path / "drive-service-account.json"
-    assert saved.stat().st_mode & 0o777 == 0o600
-    text = "\n".join(said)
-    assert f"service_account_key: {saved}" in text and "Shared Drive" in text
-    team = fake.add_shared_drive("Team", members=[SA_EMAIL])
-    remote = open_gdrive(
-        fake,
-        tmp_path,
-        f"gdrive:id={team}",
-        service_account_key=saved,
-        credentials=False,
-        scope="full",
-    )
-    remote.check(create=True)
-    remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert fake.tree(team) == {"x.txt": md5(b"x")}
-
-
 # --- addresses, folders, listing, request counts -------------------------------------------
 
 
@@ -531,6 +363,23 @@ def test_pacer_spaces_requests() -> None:
     for _ in range(150):  # a burst of 100, then 50 at 100/s
         pacer.take()
     assert 0.45 < time.monotonic() - started < 1.5
+
+
+def test_pacer_slows_down_on_rate_limits_and_recovers() -> None:
+    pacer = Pacer(100.0)
+    for _ in range(40):  # 40 requests in a burst: ~20/s over the 2 s window
+        pacer.take()
+    pacer.throttled()
+    slowed = pacer.rate
+    assert MIN_RATE <= slowed <= 20 / 2 + 0.01
+    pacer.throttled()  # the same overload answering again: not halved twice
+    assert pacer.rate == slowed and pacer.slowdowns == 2
+    for _ in range(30):
+        pacer.succeeded()
+    assert slowed * 2 < pacer.rate <= 100.0
+    for _ in range(200):
+        pacer.succeeded()
+    assert pacer.rate == 100.0  # never above what the config allows
 
 
 def test_requests_per_second_is_honoured(fake: FakeDrive, tmp_path: Path) -> None:

@@ -94,13 +94,43 @@ def _drive_credentials(config: Config) -> Iterator[Check]:
     if not any(pc.mirror and pc.mirror.to.kind == "gdrive" for pc in config.projects):
         return
     if config.drive.service_account_key:
-        yield from _private_file(
-            config.drive.service_account_key, "service account key", "download it again"
+        checks = list(
+            _private_file(
+                config.drive.service_account_key, "service account key", "download it again"
+            )
         )
-        return
-    yield from _private_file(
-        config.drive.credentials, "Drive credentials", "run `syncd auth drive`"
-    )
+    else:
+        checks = list(
+            _private_file(config.drive.credentials, "Drive credentials", "run `syncd auth drive`")
+        )
+    yield from checks
+    if all(level != "fail" for level, _ in checks):
+        yield from _drive_targets(config)
+
+
+def _drive_targets(config: Config) -> Iterator[Check]:
+    """Each project's Drive folder, found (or made before a first sync) as the daemon would."""
+    from .errors import AuthRequired, SyncdError, TransientError
+    from .remotes.gdrive_probe import probe, synced_before
+
+    for pc in config.projects:
+        if pc.mirror is None or pc.mirror.to.kind != "gdrive":
+            continue
+        to = pc.mirror.to
+        try:
+            first = not synced_before(config.path, pc.name, to.raw)
+            reached = probe(config.drive, to, pc.name, create=first)
+        except TransientError as exc:
+            yield "warn", f"{pc.name}: cannot reach Google Drive to check {to} ({exc})"
+            return
+        except AuthRequired as exc:
+            yield "fail", f"{pc.name}: {exc}"
+            return
+        except SyncdError as exc:
+            yield "fail", f"{pc.name}: {to} is not reachable: {exc}"
+            continue
+        verb = "made" if reached.created else "reaches"
+        yield "ok", f"{pc.name}: syncd {verb} {to} on Google Drive (folder id {reached.folder_id})"
 
 
 def _kaggle_credentials(config: Config) -> Iterator[Check]:
