@@ -285,6 +285,25 @@ def test_restart_with_nothing_changed_uploads_nothing(
     assert d2.stop() == 0
 
 
+def test_restart_under_full_scope_survives_the_or_of_parents_bug(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake, scope="full")
+    src = tmp_path / "p"
+    write_tree(src, 12, 4)
+    d = run_daemon(cfg)
+    wait_for(lambda: mirrored(fake, src), timeout=60, what="first mirror")
+    assert d.stop() == 0
+    fake.or_parents_bug = 1.0  # every "(A in parents) or (B in parents)" answers nothing
+    fake.reset_log()
+    d2 = run_daemon(cfg)
+    d2.wait_log("p: syncing → idle", timeout=60)
+    assert uploads(fake) == [] and fake.count("POST") == 0 and fake.count("PATCH") == 0
+    assert any(" or " in r.query.get("q", "") for r in fake.requests)  # the bug was met
+    assert mirrored(fake, src)
+    assert d2.stop() == 0
+
+
 def test_revoked_token_waits_for_new_credentials_without_a_restart(
     tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
 ) -> None:

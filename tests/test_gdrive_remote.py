@@ -302,6 +302,37 @@ def test_list_all_pages_and_walks(fake: FakeDrive, tmp_path: Path, scope: str, c
     assert fake.count() == calls
 
 
+def test_an_empty_answer_to_a_multi_parent_query_is_asked_again_per_folder(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    for i in range(6):
+        fake.put_file(f"syncd/p/d{i}/f{i}.txt", b"%d" % i)
+    fake.mkdir("syncd/p/empty")
+    remote = open_gdrive(fake, tmp_path, scope="full")
+    remote.check()
+    fake.or_parents_bug = 1.0  # Google issue tracker 149522397, every time
+    fake.reset_log()
+    listed = sorted(e.path for e in remote.list_all())
+    assert listed == [f"d{i}/f{i}.txt" for i in range(6)]
+    queries = [r.query["q"] for r in fake.requests]
+    # the root alone; then the 7 folders together (empty: the bug), then one by one
+    assert len(queries) == 1 + 1 + 7 and " or " in queries[1]
+    assert all(" or " not in q for q in queries[2:])
+
+
+@pytest.mark.parametrize("reason", ["storageQuotaExceeded", "quotaExceeded"])
+def test_a_full_drive_stops_the_target_not_the_file(
+    fake: FakeDrive, tmp_path: Path, reason: str
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    fake.inject(
+        status=403, reason=reason, message="The user's Drive storage quota has been exceeded."
+    )
+    with pytest.raises(TargetUnavailable, match="Google Drive is full"):
+        remote.upload("x.txt", src(tmp_path, b"x"), None)
+
+
 def test_lookups_by_title_are_exact_and_escaped(
     fake: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

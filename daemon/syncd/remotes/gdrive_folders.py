@@ -134,7 +134,8 @@ class DriveFolders:
 
     def error(self, err: ApiError, path: str | None = None) -> Exception:
         """A definite Drive answer in syncd's vocabulary (one file, or the whole target)."""
-        if err.status == 403 and err.reason == "storageQuotaExceeded":
+        # Both reasons mean "no more bytes" (rclone's shouldRetry treats them alike).
+        if err.status == 403 and err.reason in ("storageQuotaExceeded", "quotaExceeded"):
             if self.service_account:
                 return TargetUnavailable(SA_NO_STORAGE)
             return TargetUnavailable(
@@ -296,6 +297,13 @@ class DriveFolders:
             batch, level = level[:PARENTS_PER_QUERY], level[PARENTS_PER_QUERY:]
             parents = " or ".join(f"{quote(p)} in parents" for p in batch)
             found = self.list(f"({parents}) and trashed = false", "listing the Drive folder")
+            if not found and len(batch) > 1:
+                # "(A in parents) or (B in parents)" sometimes answers nothing (Google issue
+                # tracker 149522397; rclone's fast_list_bug_fix): never conclude "empty,
+                # upload everything again" from it; ask each folder on its own.
+                for parent in batch:
+                    q = f"{quote(parent)} in parents and trashed = false"
+                    found.extend(self.list(q, "listing the Drive folder"))
             items.extend(found)
             level.extend(i.id for i in found if i.is_dir)
         return items
