@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import FileChanged, FileError, TargetUnavailable, TransientError
-from syncd.remotes import gdrive_folders
-from syncd.remotes.gdrive_api import MIN_RATE, Pacer
+from syncd.remotes import gdrive_api, gdrive_folders
+from syncd.remotes.gdrive_api import Pacer
 from syncd.state import StateDB
 from tests.fakes.drive_server import APP, FakeDrive
 from tests.gdrive_support import (
@@ -158,6 +158,63 @@ def test_a_large_file_changed_mid_upload_commits_nothing(fake: FakeDrive, tmp_pa
     assert files_below(fake) == {}  # the last chunk, which commits, was never sent
 
 
+# --- every upload verified ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tail", [b"\r", b"\n", b"\r\n"], ids=["CR", "LF", "CRLF"])
+def test_a_file_ending_in_a_line_break_arrives_whole(
+    fake: FakeDrive, tmp_path: Path, tail: bytes
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    data = b"x = 1" + tail
+    result = remote.upload("a.py", src(tmp_path, data), None)
+    assert result.md5 == md5(data) and fake.content(result.entry.id) == data
+
+
+def test_a_byte_lost_by_the_server_is_caught_and_sent_again(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    # A multipart parser that takes the file's last CR for part of the boundary
+    # (googleapiclient frames with bare LF): the answer's md5 tells, the file goes again
+    # by the resumable path (no framing), and only then is the upload done.
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    fake.multipart_eats_cr = True
+    data = b"ends in CR\r"
+    fake.reset_log()
+    result = remote.upload("a.txt", src(tmp_path, data), None)
+    assert result.md5 == md5(data) == fake.find("syncd/p/a.txt", app=APP)["md5Checksum"]
+    sends = [(r.method, "upload_id" in r.query) for r in fake.requests if "/upload/" in r.path]
+    assert sends == [("POST", False), ("PUT", False), ("PUT", True)]  # multipart, then resumable
+    again = b"edited, still ends in CR\r"
+    second = remote.upload("a.txt", src(tmp_path, again), result.entry)
+    assert second.entry.id == result.entry.id and fake.content(result.entry.id) == again
+    assert remote.db.kv_items("p", "new:") == {} and remote.db.kv_items("p", "sent:") == {}
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["create", "update"])
+def test_an_upload_that_never_arrives_whole_is_not_done_and_not_a_conflict(
+    fake: FakeDrive, tmp_path: Path, existing: bool
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    known = remote.upload("a.txt", src(tmp_path, b"v1"), None).entry if existing else None
+    fake.corrupt_next_uploads(3)  # the first send and both re-sends
+    path = src(tmp_path, b"v2")
+    with pytest.raises(TransientError, match="stored other bytes than syncd sent for a.txt"):
+        remote.upload("a.txt", path, known)
+    # What Drive holds now is syncd's own failed send: not someone else's edit.
+    cur = remote.stat("a.txt", known)
+    if existing:
+        assert cur is not None and cur.id == known.id and cur.md5 == known.md5
+    else:
+        assert cur is None  # an unfinished create of syncd's: upload() takes it over
+    result = remote.upload("a.txt", path, cur)
+    assert result.md5 == md5(b"v2") and files_below(fake) == {"a.txt": md5(b"v2")}
+    assert fake.duplicates() == []
+
+
 # --- per-file and whole-target errors ------------------------------------------------------
 
 
@@ -192,7 +249,8 @@ def test_transient_failures_are_retried(fake: FakeDrive, tmp_path: Path, fault: 
     started = time.monotonic()
     remote.upload("x.txt", src(tmp_path, b"x"), None)
     assert files_below(fake) == {"x.txt": md5(b"x")} and fake.duplicates() == []
-    assert time.monotonic() - started < 5
+    # no hang until a timeout; two rate limits in a row pause 1-2 s, then 2-4 s (rclone's)
+    assert time.monotonic() - started < 10
 
 
 def test_an_outage_becomes_transient_error_quickly(fake: FakeDrive, tmp_path: Path) -> None:
@@ -396,21 +454,39 @@ def test_pacer_spaces_requests() -> None:
     assert 0.45 < time.monotonic() - started < 1.5
 
 
-def test_pacer_slows_down_on_rate_limits_and_recovers() -> None:
+def test_pacer_pauses_every_sender_after_a_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += max(0.0, seconds)
+
+    monkeypatch.setattr(gdrive_api.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(gdrive_api.time, "sleep", sleep)
+    monkeypatch.setattr(gdrive_api.random, "uniform", lambda a, b: a)
     pacer = Pacer(100.0)
-    for _ in range(40):  # 40 requests in a burst: ~20/s over the 2 s window
-        pacer.take()
+    pacer.take()
     pacer.throttled()
-    slowed = pacer.rate
-    assert MIN_RATE <= slowed <= 20 / 2 + 0.01
-    pacer.throttled()  # the same overload answering again: not halved twice
-    assert pacer.rate == slowed and pacer.slowdowns == 2
-    for _ in range(30):
-        pacer.succeeded()
-    assert slowed * 2 < pacer.rate <= 100.0
-    for _ in range(200):
-        pacer.succeeded()
-    assert pacer.rate == 100.0  # never above what the config allows
+    pacer.throttled()  # another answer of the same burst: one pause covers both
+    started = clock[0]
+    pacer.take()
+    assert clock[0] - started == pytest.approx(1.0)  # every sender waits 1 s
+    pacer.throttled()  # again, with nothing through in between: 2 s
+    started = clock[0]
+    pacer.take()
+    assert clock[0] - started == pytest.approx(2.0) and pacer.slowdowns == 3
+    pacer.succeeded()  # one request got through: the series ends
+    pacer.throttled()
+    started = clock[0]
+    pacer.take()
+    assert clock[0] - started == pytest.approx(1.0)
+    pacer.succeeded()
+    waits = []
+    for _ in range(7):  # rate limits in a row: 1, 2, 4, 8, 16 s, then no longer than 16
+        pacer.throttled()
+        started = clock[0]
+        pacer.take()
+        waits.append(round(clock[0] - started, 3))
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 16.0]
 
 
 def test_requests_per_second_is_honoured(fake: FakeDrive, tmp_path: Path) -> None:

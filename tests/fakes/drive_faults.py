@@ -74,6 +74,7 @@ class FaultInjection:
         self._random_faults: RandomFaults | None = None
         self._upload_drop: int | None = None
         self._upload_drops_left = 0
+        self._corrupt_left = 0
 
     def inject(
         self,
@@ -139,11 +140,25 @@ class FaultInjection:
         with self._lock:
             self._upload_drop, self._upload_drops_left = bytes_, times
 
+    def corrupt_next_uploads(self, count: int = 1) -> None:
+        """The next `count` committed uploads store other bytes than were sent (the last
+        byte flipped) and answer their md5: what a client must catch by comparing hashes."""
+        with self._lock:
+            self._corrupt_left = count
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
             self._random_faults = None
             self._upload_drop = None
+            self._corrupt_left = 0
+
+    def _maybe_corrupt(self, data: bytes) -> bytes:
+        with self._lock:
+            if self._corrupt_left <= 0:
+                return data
+            self._corrupt_left -= 1
+        return data[:-1] + bytes([data[-1] ^ 1]) if data else b"\0"
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:

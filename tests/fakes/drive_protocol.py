@@ -30,6 +30,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .drive_access import Access
@@ -87,6 +88,7 @@ class DriveEndpoints:
     or_parents_bug: float
     multipart_eats_cr: bool
     _rng: random.Random
+    _maybe_corrupt: Callable[[bytes], bytes]  # FaultInjection's
 
     def _dispatch(self, call: Call) -> Response:
         try:
@@ -145,6 +147,8 @@ class DriveEndpoints:
         query: dict[str, str],
         throttled: bool = True,
     ) -> Item:
+        if data is not None:
+            data = self._maybe_corrupt(data)
         if file_id is None:
             return self._create(access, meta, data, media_type, throttled)
         item = self._store.find(file_id, access)

@@ -16,7 +16,6 @@ and resumes where the server stopped.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import http.client
 import json
@@ -58,10 +57,7 @@ BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 60.0
 RATE_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "dailyLimitExceeded"}
 RATE_ATTEMPTS = 10  # a rate limit is expected on Drive: more tries (rclone: 10 low-level retries)
-MIN_RATE = 0.5  # requests/s the adaptive pacer never goes below
-RATE_STEP = 0.05  # requests/s given back per success after a slowdown
-RECENT_S = 2.0  # the window the pacer measures its achieved rate over
-COOLDOWN_S = 1.0  # 403s within this long of a slowdown are the same overload
+PAUSE_DOUBLINGS = 5  # pauses after rate limits in a row: 1, 2, 4, 8, 16 s (rclone's)
 REVOKED = ("Google Drive access was revoked or expired", "run `syncd auth drive`")
 GRANT_REFUSED = ("invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope")
 
@@ -69,64 +65,60 @@ GRANT_REFUSED = ("invalid_grant", "invalid_client", "unauthorized_client", "inva
 
 
 class Pacer:
-    """A token bucket: ``rate`` requests a second on average, bursts of up to ``burst``.
+    """A token bucket: ``rate`` requests a second on average, bursts of up to ``burst``;
+    and a shared pause after Drive says "too fast".
 
-    The rate adapts to Drive's own limit, which is per user, unpublished and lower
-    for creations than for reads (rclone: "about 2 files per second"): a rate-limit
-    answer (``throttled``) halves the rate the bucket refills at, measured against
-    what actually went through lately, and empties the bucket; every success
-    (``succeeded``) gives back a little, up to the configured rate.  One pacer per
-    account is shared by all its projects and workers, like rclone's Drive pacer
-    (lib/pacer GoogleDrive), so one 403 slows every sender, not only the one that
-    met it.
+    Drive's own limit is per user, unpublished and lower for creations than for
+    reads (rclone: "about 2 files per second").  Like rclone's Drive pacer
+    (lib/pacer ``GoogleDrive.Calculate``), a rate-limit answer (``throttled``)
+    pauses *every* sender of the account for 1 s, then 2, 4, 8, 16 s while they
+    keep coming (plus up to as much again at random, so workers do not return in
+    step); one request that gets through (``succeeded``) ends the series.  One
+    pacer per account is shared by all its projects and workers, so one 403
+    slows every sender, not only the one that met it.
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.configured = rate
         self.rate = rate
         self.burst = max(1.0, burst if burst is not None else rate)
         self._tokens = self.burst
         self._at = time.monotonic()
         self._lock = threading.Lock()
-        self._recent: collections.deque[float] = collections.deque()  # take() times, last 2 s
-        self.slowdowns = 0  # rate-limit answers seen (status, benches)
-        self._slowed_at = -COOLDOWN_S
+        self._paused_until = 0.0
+        self._in_a_row = 0  # rate-limit answers since the last success
+        self.slowdowns = 0  # rate-limit answers seen (benches read it)
 
     def take(self) -> None:
         with self._lock:
             now = time.monotonic()
-            burst = max(1.0, min(self.burst, self.rate))
-            self._tokens = min(burst, self._tokens + (now - self._at) * self.rate)
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
             self._at = now
             self._tokens -= 1.0  # may go negative: the deficit is this caller's wait
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-            self._recent.append(now + wait)
-            while self._recent and self._recent[0] < now - RECENT_S:
-                self._recent.popleft()
-        if wait > 0:
-            time.sleep(wait)
+        time.sleep(wait)
+        while True:  # a pause that began while this caller waited applies to it too
+            with self._lock:
+                pause = self._paused_until - time.monotonic()
+            if pause <= 0:
+                return
+            time.sleep(pause)
 
     def throttled(self) -> None:
-        """Drive said "too fast": halve the pace (never below MIN_RATE) and stop bursting.
-
-        The requests of one overload answer one after the other: only the first 403
-        of a ``COOLDOWN_S`` window halves the rate again.
-        """
+        """Drive said "too fast": pause every sender (longer each time in a row)."""
         with self._lock:
             now = time.monotonic()
             self.slowdowns += 1
+            if now < self._paused_until:
+                return  # another request of the same burst: that pause covers it
+            self._in_a_row = min(self._in_a_row + 1, PAUSE_DOUBLINGS)
+            base = 2.0 ** (self._in_a_row - 1)
+            self._paused_until = now + base * random.uniform(1.0, 2.0)
             self._tokens = min(self._tokens, 0.0)
-            if now - self._slowed_at < COOLDOWN_S:
-                return
-            self._slowed_at = now
-            achieved = len(self._recent) / RECENT_S
-            self.rate = max(MIN_RATE, min(self.rate, achieved or self.rate) / 2)
 
     def succeeded(self) -> None:
-        """Give back ~5 % of the pace (at least RATE_STEP), up to the configured rate."""
-        if self.rate < self.configured:
+        if self._in_a_row:
             with self._lock:
-                self.rate = min(self.configured, self.rate + max(RATE_STEP, self.rate / 20))
+                self._in_a_row = 0
 
 
 _pacers: dict[tuple[str, str, float], Pacer] = {}
