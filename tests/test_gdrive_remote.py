@@ -97,6 +97,23 @@ def test_create_interrupted_by_a_crash_is_taken_over_after_restart(
     assert result.md5 == md5(path.read_bytes())
 
 
+def test_reserved_ids_that_expired_are_replaced(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    remote.upload("a.txt", src(tmp_path, b"a"), None)  # reserves a batch of ids
+    fake.generated_id_ttl = 0.2
+    time.sleep(0.3)  # the rest of the batch expires while syncd idles
+    fake.reset_log()
+    result = remote.upload("b.txt", src(tmp_path, b"b"), None)
+    assert files_below(fake) == {"a.txt": md5(b"a"), "b.txt": md5(b"b")}
+    assert [(r.method, r.status) for r in fake.requests] == [
+        ("POST", 400),  # "The provided file ID is not usable."
+        ("GET", 200),  # a new batch
+        ("POST", 200),
+    ]
+    assert result.entry.id == fake.find("syncd/p/b.txt", app=APP)["id"]
+
+
 # --- resumable uploads ---------------------------------------------------------------------
 
 

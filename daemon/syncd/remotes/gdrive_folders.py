@@ -33,6 +33,7 @@ log = logging.getLogger("syncd.gdrive")
 LISTING_TTL_S = 60.0  # a folder listing answers "is anything at this path?" for this long
 RELIST_MAX = 1000  # a stale folder with more children is asked by title instead
 ID_BATCH = 100  # ids reserved per files.generateIds call
+ID_MAX_AGE_S = 600.0  # a reserved batch older than this is dropped (lifetime undocumented)
 PARENTS_PER_QUERY = 40  # folders listed per files.list call when walking the tree
 PAGE = 1000  # Drive's largest page
 _ITEM = (
@@ -76,6 +77,7 @@ class DriveFolders:
         self._mkdir_lock = threading.Lock()  # two workers never create one folder twice
         self._listing_lock = threading.Lock()
         self._ids: list[str] = []
+        self._ids_at = 0.0
         self._ids_lock = threading.Lock()
         root = address.folder_id or db.kv_get(project, "root")
         if root is not None:
@@ -148,14 +150,20 @@ class DriveFolders:
             return TargetUnavailable(f"Google Drive refused a request on {self.address}: {err}")
         return TransientError(f"Google Drive answered {err}", "syncd retries")
 
-    def new_id(self) -> str:
+    def new_id(self, renew: bool = False) -> str:
+        """An id reserved with ``files.generateIds`` (a batch is kept; ``renew`` drops it).
+
+        Reserved ids expire after a time Google does not document: a batch older
+        than ``ID_MAX_AGE_S`` is not used (an idle daemon would otherwise insert
+        with ids from hours ago).
+        """
         with self._ids_lock:
-            if not self._ids:
+            if renew or not self._ids or time.monotonic() - self._ids_at > ID_MAX_AGE_S:
                 res = self.api.call(
                     lambda: self.files().generateIds(maxResults=ID_BATCH, space="drive"),
                     "reserving file ids",
                 )
-                self._ids = list(res["ids"])
+                self._ids, self._ids_at = list(res["ids"]), time.monotonic()
             return self._ids.pop()
 
     # --- the root ------------------------------------------------------------
@@ -436,9 +444,10 @@ class DriveFolders:
                 file_id = intent["id"]  # never made (or deleted since): the id is still ours
             elif ours(prior):
                 return prior
-        for fresh in (file_id is None, True):
-            if fresh:
-                file_id = self.new_id()
+        sources = ["intent"] if file_id is not None else []
+        for source in [*sources, "reserved", "renewed"]:
+            if source != "intent":
+                file_id = self.new_id(renew=source == "renewed")
             assert file_id is not None
             self.kv(key, json.dumps({"id": file_id, "md5": md5}))
             try:
@@ -451,8 +460,10 @@ class DriveFolders:
                         raise TransientError(
                             f"Drive holds an unexpected file under syncd's reserved id {file_id}"
                         ) from err
-                elif err.status == 400 and not fresh:
-                    continue  # the reserved id from before a restart expired: take a new one
+                elif err.status == 400 and source != "renewed":
+                    # "The provided file ID is not usable": an id reserved before a restart
+                    # or long ago has expired.  Try one from a batch reserved just now.
+                    continue
                 else:
                     self.kv(key, None)
                     raise self.error(err, path) from err
