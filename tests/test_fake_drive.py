@@ -267,6 +267,19 @@ def test_lost_response_duplicates_a_blind_create_but_not_one_with_an_id(
     assert fake.get(file_id)["title"] == "safe.txt" and len(fake.duplicates()) == 1
 
 
+def test_corrupted_uploads_answer_the_md5_of_what_was_stored(
+    fake: FakeDrive, service: Resource
+) -> None:
+    fake.corrupt_next_uploads(1)
+    media = MediaIoBaseUpload(io.BytesIO(b"payload"), "text/plain", resumable=False)
+    bad = service.files().insert(body={"title": "a"}, media_body=media).execute()
+    assert bad["md5Checksum"] != md5(b"payload") == md5(b"payload")
+    assert bad["md5Checksum"] == md5(fake.content(bad["id"]))
+    media = MediaIoBaseUpload(io.BytesIO(b"payload"), "text/plain", resumable=False)
+    good = service.files().insert(body={"title": "b"}, media_body=media).execute()
+    assert good["md5Checksum"] == md5(b"payload")  # only the next one was corrupted
+
+
 def test_update_content_multipart_and_resumable(fake: FakeDrive, service: Resource) -> None:
     first = fake.put_file("notes.txt", b"v1", mime_type="text/plain", by=APP)
     before = service.files().get(fileId=first).execute()
