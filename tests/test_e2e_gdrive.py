@@ -141,10 +141,12 @@ def test_300_files_under_injected_faults(
     write_tree(src, 300, 20)
     (src / "big").mkdir()
     (src / "big/weights.bin").write_bytes(os.urandom(6 * 1024 * KiB))  # a resumable upload
-    # 10 % 500/503 and 2.5 % 403 userRateLimitExceeded/429, on every kind of request.
-    # (Each rate limit pauses all senders 1-2 s, as rclone's Drive pacer does: more of
-    # them would test patience, not correctness.)
-    fake.inject_random(0.125, [500, 503, 500, 503, 500, 500, 503, 503, 403, 429], seed=3)
+    # 10 % 500/503 on every kind of request, and a few rate limits (each pauses all
+    # senders 1-2 s, as rclone's Drive pacer does; test_first_mirror_at_drives_pace meets
+    # the real throttle).
+    fake.inject_random(0.10, [500, 503], seed=3)
+    fake.inject(status=403, reason="userRateLimitExceeded", count=2, method="POST", after=60)
+    fake.inject(status=429, count=2, after=200)
     for after in (40, 120, 220):  # connections dropped mid-request, and answers lost
         fake.inject(drop=True, count=3, method="POST", path_contains="/upload/", after=after)
         fake.inject(lose_response=True, count=3, method="POST", after=after + 50)
@@ -153,7 +155,7 @@ def test_300_files_under_injected_faults(
     wait_for(lambda: mirrored(fake, src), timeout=120, what="mirror under faults")
     assert fake.duplicates() == []
     faults = [r.fault for r in fake.requests if r.fault]
-    assert len(faults) > 50 and any("lost" in f for f in faults)
+    assert len(faults) > 30 and any("lost" in f for f in faults)
     assert any(r.content_range and r.content_range.startswith("bytes */") for r in fake.requests)
     assert d.stop() == 0
 
@@ -207,15 +209,15 @@ def test_first_mirror_at_drives_pace(
     # 403 userRateLimitExceeded as Drive answers.  syncd slows down and gets there.
     cfg = setup(tmp_path, home, fake)
     src = tmp_path / "p"
-    write_tree(src, 45, 2)
+    write_tree(src, 30, 1)
     d = run_daemon(cfg)
-    wait_for(lambda: mirrored(fake, src), timeout=90, what="45 files at 3 creations/s")
+    wait_for(lambda: mirrored(fake, src), timeout=90, what="30 files at 3 creations/s")
     assert fake.count(reason="userRateLimitExceeded") > 0 and fake.duplicates() == []
     wait_for(lambda: status(cfg)["state"] == "idle", what="idle")
     answered = fake.count() - fake.count(reason="userRateLimitExceeded")
-    # Every answered request was needed: about.get, one lookup, one id batch, 11 folders
-    # (syncd, p, t0-t2, 6 below), 45 uploads.  The 403s cost time, not duplicates.
-    assert answered == 3 + 11 + 45, [(r.method, r.path, r.status) for r in fake.requests]
+    # Every answered request was needed: about.get, one lookup, one id batch, 8 folders
+    # (syncd, p, t0-t2, a d000 in each), 30 uploads.  The 403s cost time, not duplicates.
+    assert answered == 3 + 8 + 30, [(r.method, r.path, r.status) for r in fake.requests]
     assert d.stop() == 0
 
 
@@ -290,8 +292,9 @@ def test_restart_with_nothing_changed_uploads_nothing(
     d = run_daemon(cfg)
     wait_for(lambda: mirrored(fake, src), timeout=90, what="first mirror of 150 files")
     first = fake.count() - fake.count(reason="userRateLimitExceeded")
-    # one request per new file + 35 folders (syncd, p, 3 + 30 below) + the lookups + ids
-    assert first <= 150 + 35 + 6, [(r.method, r.path) for r in fake.requests]
+    # one request per new file + 35 folders (syncd, p, 3 + 30 below) + about.get, id
+    # batches and a few lookups and folder listings
+    assert first <= 150 + 35 + 10, [(r.method, r.path) for r in fake.requests]
     assert d.stop() == 0
 
     fake.reset_log()
@@ -306,6 +309,7 @@ def test_restart_with_nothing_changed_uploads_nothing(
 def test_restart_under_full_scope_survives_the_or_of_parents_bug(
     tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
 ) -> None:
+    fake.set_write_limit(rate=100.0, burst=50.0)  # on, but this test is about listings
     cfg = setup(tmp_path, home, fake, scope="full")
     src = tmp_path / "p"
     write_tree(src, 12, 4)

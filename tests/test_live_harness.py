@@ -21,6 +21,7 @@ from tests.live.live_drive import ENDPOINT_ENV, ENV, RPS_ENV
 
 def test_the_live_suite_passes_against_the_fake_and_cleans_up(tmp_path: Path, home: Path) -> None:
     with FakeDrive() as fake:
+        fake.set_write_limit(rate=100.0, burst=50.0)  # the harness is tested, not Drive's pace
         creds = write_credentials(fake, tmp_path / "creds" / "drive-credentials.json")
         before = creds.read_bytes()
         env = syncd_env({ENV: str(creds), ENDPOINT_ENV: fake.url, RPS_ENV: "200"})
