@@ -97,12 +97,27 @@ def test_create_interrupted_by_a_crash_is_taken_over_after_restart(
     assert result.md5 == md5(path.read_bytes())
 
 
-def test_reserved_ids_that_expired_are_replaced(fake: FakeDrive, tmp_path: Path) -> None:
+def test_reserved_ids_are_not_kept_past_their_age(
+    fake: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gdrive_folders, "ID_MAX_AGE_S", 0.1)
+    fake.generated_id_ttl = 0.2
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
     remote.upload("a.txt", src(tmp_path, b"a"), None)  # reserves a batch of ids
-    fake.generated_id_ttl = 0.2
     time.sleep(0.3)  # the rest of the batch expires while syncd idles
+    fake.reset_log()
+    remote.upload("b.txt", src(tmp_path, b"b"), None)
+    # a new batch first: the old one is past ID_MAX_AGE_S
+    assert [(r.method, r.status) for r in fake.requests] == [("GET", 200), ("POST", 200)]
+
+
+def test_an_expired_reserved_id_is_replaced(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    remote.upload("a.txt", src(tmp_path, b"a"), None)  # reserves a batch of ids
+    fake.generated_id_ttl = 0.2  # shorter than syncd expects: the id answers 400
+    time.sleep(0.3)
     fake.reset_log()
     result = remote.upload("b.txt", src(tmp_path, b"b"), None)
     assert files_below(fake) == {"a.txt": md5(b"a"), "b.txt": md5(b"b")}

@@ -47,6 +47,10 @@ SA_NO_STORAGE = (
 )
 
 
+def _unusable_id(err: ApiError) -> bool:
+    return "file id" in err.message.lower()  # Drive: "The provided file ID is not usable."
+
+
 def quote(text: str) -> str:
     """A string literal for Drive's query language."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -460,9 +464,12 @@ class DriveFolders:
                         raise TransientError(
                             f"Drive holds an unexpected file under syncd's reserved id {file_id}"
                         ) from err
-                elif err.status == 400 and source != "renewed":
-                    # "The provided file ID is not usable": an id reserved before a restart
-                    # or long ago has expired.  Try one from a batch reserved just now.
+                elif err.status == 400 and (
+                    source == "intent" or (source == "reserved" and _unusable_id(err))
+                ):
+                    # "The provided file ID is not usable.": an id reserved before a restart
+                    # (or, despite ID_MAX_AGE_S, too long ago) expired.  Other 400s are
+                    # about the file itself and final.
                     continue
                 else:
                     self.kv(key, None)
