@@ -133,9 +133,9 @@ def test_files_ending_in_cr_lf_crlf_arrive_whole_even_past_a_lossy_parser(
 def test_200_files_under_injected_faults(
     tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
 ) -> None:
-    # The write throttle stays on, at 100 creations/s instead of Drive's ~3: this test is
+    # The write throttle stays on, at 500 creations/s instead of Drive's ~3: this test is
     # about faults (test_first_mirror_at_drives_pace runs at the real pace).
-    fake.set_write_limit(rate=100.0, burst=50.0)
+    fake.set_write_limit(rate=500.0, burst=200.0)
     cfg = setup(tmp_path, home, fake)
     src = tmp_path / "p"
     write_tree(src, 200, 20)
@@ -285,7 +285,7 @@ def test_first_run_into_a_folder_that_already_holds_the_project(
 def test_restart_with_nothing_changed_uploads_nothing(
     tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
 ) -> None:
-    fake.set_write_limit(rate=100.0, burst=50.0)  # on, but this test is about the restart
+    fake.set_write_limit(rate=500.0, burst=200.0)  # on, but this test is about the restart
     fake.page_size = 50  # Drive may answer short pages: 150 files show the paging
     cfg = setup(tmp_path, home, fake)
     src = tmp_path / "p"
