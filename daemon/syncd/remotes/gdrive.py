@@ -19,6 +19,8 @@ Uploads never commit a torn file: up to 5 MiB the content is read into memory
 (checked unchanged across the read) and sent in one multipart request; larger
 files are hashed, then sent in 8 MiB resumable chunks read with ``pread``, and
 the chunk that would commit the upload is only sent if the file is unchanged.
+Every upload is verified: the md5 Drive answers must be the one sent
+(``_verified``), else it goes again by the resumable path.
 
 ``stat`` of a path syncd has no id for answers from a listing up to
 ``LISTING_TTL_S`` old (refreshed per folder when stale), so a new file costs
