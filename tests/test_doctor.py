@@ -17,7 +17,7 @@ import pytest
 from syncd.cli import doctor as doctor_module
 from syncd.cli import main
 from tests.conftest import syncd_env, without_read_override, write_config
-from tests.fakes.drive_server import FakeDrive
+from tests.fakes.drive_server import APP, FakeDrive
 from tests.fakes.kaggle_server import FakeKaggle
 from tests.gdrive_support import drive_section, write_credentials
 
@@ -249,10 +249,15 @@ def test_a_drive_target_is_reached_with_the_saved_credentials(
     cfg = _drive_config(tmp_path, drive, creds)
     code, lines, _ = doctor(capsys, cfg)
     assert code == 0, failures(lines)
+    # Under drive.file a token that answers proves little: doctor finds or, before the
+    # first sync, makes the project's folder, as the daemon's first sync would (issue #9).
+    made = drive.find("syncd/p", app=APP)
+    assert made is not None
     assert any(
-        "Google Drive answers; gdrive:/syncd/p is made at the first sync" in ln for ln in lines
-    )
-    assert drive.find("syncd") is None  # doctor made nothing
+        f"syncd made gdrive:/syncd/p on Google Drive (folder id {made['id']})" in ln for ln in lines
+    ), lines
+    code, lines, _ = doctor(capsys, cfg)
+    assert code == 0 and any("syncd reaches gdrive:/syncd/p" in ln for ln in lines), lines
 
     drive.revoke_all()
     code, lines, _ = doctor(capsys, cfg)

@@ -39,7 +39,21 @@ def backdate(*paths: Path, seconds: float = 100.0) -> None:
 # --- git branch switches -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("remote", REMOTES)
+@pytest.mark.parametrize(
+    "remote",
+    [
+        "local",
+        pytest.param(
+            "gdrive",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="#8: quick branch switches leave deleted files live; with Drive's real "
+                "write pace (the stricter fake) the gdrive case now shows it: 'extra' "
+                "models/m00x.py after the switches settle",
+            ),
+        ),
+    ],
+)
 def test_quick_branch_switches_with_a_renamed_folder_converge(scenario, remote) -> None:
     """7 switches 0.1 s apart, one branch renames a folder of 66 files (the issue's recipe).
 

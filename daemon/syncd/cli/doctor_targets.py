@@ -117,40 +117,29 @@ def _drive_target(config: Config, pc: ProjectConfig) -> Iterator[Check]:
 
 
 def _drive_reachable(config: Config, pc: ProjectConfig) -> Iterator[Check]:
-    """The remote's own start-up check (the daemon's first step), with a throwaway index so
-    it never touches a running daemon's; nothing is created."""
-    from ..db.statedb import StateDB
-    from ..errors import AuthRequired, SyncdError, TargetUnavailable, TransientError
-    from ..remotes import open_remote
+    """Find the project's Drive folder as the daemon's first sync would — and make it if the
+    project never synced (a token that answers proves little under drive.file) — with a
+    throwaway index, so a running daemon's is never touched."""
+    from ..errors import AuthRequired, SyncdError, TransientError
+    from ..remotes.gdrive.probe import probe
 
     assert pc.mirror is not None
     to = pc.mirror.to
-    with tempfile.TemporaryDirectory(prefix="syncd-doctor-") as tmp:
-        db = StateDB(Path(tmp) / "doctor.db")
-        try:
-            remote = open_remote(to, drive=config.drive, db=db, project=pc.name)
-            try:
-                remote.check(create=False)
-            finally:
-                remote.close()
-        except TargetUnavailable as exc:
-            if _mirrored_before(config, pc.name):
-                yield "fail", f"{pc.name}: {to.raw} is gone from Google Drive: {exc}"
-            else:
-                yield "ok", f"{pc.name}: Google Drive answers; {to.raw} is made at the first sync"
-            return
-        except AuthRequired as exc:
-            yield "fail", f"{pc.name}: Google Drive refuses the credentials: {exc}"
-            return
-        except TransientError as exc:
-            yield "warn", f"{pc.name}: cannot reach Google Drive to check {to.raw} ({exc})"
-            return
-        except SyncdError as exc:
-            yield "fail", f"{pc.name}: {to.raw} cannot be used: {exc}"
-            return
-        finally:
-            db.close()
-    yield "ok", f"{pc.name}: {to.raw} is reachable on Google Drive"
+    first = not _mirrored_before(config, pc.name)
+    try:
+        reached = probe(config.drive, to, pc.name, create=first)
+    except AuthRequired as exc:
+        yield "fail", f"{pc.name}: Google Drive refuses the credentials: {exc}"
+        return
+    except TransientError as exc:
+        yield "warn", f"{pc.name}: cannot reach Google Drive to check {to.raw} ({exc})"
+        return
+    except SyncdError as exc:
+        gone = "is gone from Google Drive" if not first else "is not reachable"
+        yield "fail", f"{pc.name}: {to.raw} {gone}: {exc}"
+        return
+    verb = "made" if reached.created else "reaches"
+    yield "ok", f"{pc.name}: syncd {verb} {to.raw} on Google Drive (folder id {reached.folder_id})"
 
 
 def _private_file(pc: ProjectConfig, path: Path, what: str, fix: str) -> Iterator[Check]:
