@@ -1,7 +1,8 @@
 """Prints figures for the ``gdrive:`` target against FakeDrive on loopback.
 
-    .venv/bin/python -m bench.drive_fake                 # product defaults: ~6 min
-    .venv/bin/python -m bench.drive_fake --rps 1000      # pacer out of the way: ~1.5 min
+    .venv/bin/python -m bench.drive_fake                     # Drive's write limit on: ~13 min
+    .venv/bin/python -m bench.drive_fake --throttle off      # the limit off: ~6 min
+    .venv/bin/python -m bench.drive_fake --throttle off --rps 1000   # pacer out of the way too
 
 The real ``syncd run`` (a subprocess) mirrors a generated tree into a
 FakeDrive served from this process, through the real pydrive2 /
@@ -11,10 +12,14 @@ random file, poll the fake every ~1 ms until that file's md5 on "Drive"
 matches; 50 edits at the default 1 s delay), and a restart with nothing
 changed (seconds from spawn to idle, API requests, uploads).
 
-``--rps`` is ``drive.requests_per_second`` (default 8, as shipped): at the
-default the first mirror is bounded by the pacer, not by syncd.  Loopback has
-no latency and no bandwidth limit: these are figures for syncd's own cost,
-not for Google's.
+``--rps`` is ``drive.requests_per_second`` (default 8, as shipped).
+``--throttle`` is the fake's write limit in creations per second per user
+(default 3, the fake's own default, after rclone's "about 2 files per second";
+bursts of ``--burst``, default 10; ``off`` removes it): beyond it the fake
+answers ``403 userRateLimitExceeded`` as Drive does, and the figures show what
+a first mirror really costs.  ``--latency`` adds that many seconds to every
+request (loopback has none).  Printed for the first mirror: files/s, the 403s
+met, and requests per file (all, and answered ones).
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class Daemon:
 
 
 def write_config(home: Path, src: Path, fake: FakeDrive, rps: float, workers: int) -> Path:
+    # The bench's own credentials: a drive.file grant, as `syncd auth drive` leaves it.
     creds = write_credentials(fake, home / "config/syncd/drive-credentials.json")
     config = home / "syncd.yaml"
     config.write_text(
@@ -147,8 +153,14 @@ def main() -> int:
     ap.add_argument("--edits", type=int, default=50)
     ap.add_argument("--rps", type=float, default=8.0, help="drive.requests_per_second")
     ap.add_argument("--workers", type=int, default=4, help="mirror.workers")
-    ap.add_argument("--timeout", type=float, default=900.0, help="per wait for idle, seconds")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="per wait for idle, seconds")
+    ap.add_argument(
+        "--throttle", default="3", help="fake's creations/s per user, or 'off' (default 3)"
+    )
+    ap.add_argument("--burst", type=float, default=10.0, help="fake's write burst (default 10)")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     args = ap.parse_args()
+    throttle = None if args.throttle == "off" else float(args.throttle)
 
     base = Path(tempfile.mkdtemp(prefix="syncd-bench-drive-"))
     src, home = base / "src", base / "home"
@@ -160,7 +172,11 @@ def main() -> int:
         f"tree: {args.files} files (1–4 KB) in {args.folders} folders; "
         f"requests_per_second={args.rps:g}, workers={args.workers}, delay=1s (default)"
     )
+    limit = "off" if throttle is None else f"{throttle:g} creations/s, burst {args.burst:g}"
+    say(f"fake Drive: write limit {limit}; latency {args.latency * 1000:g} ms per request")
     with FakeDrive() as fake:
+        fake.set_write_limit(throttle, args.burst)
+        fake.latency = args.latency
         daemon = Daemon(home, write_config(home, src, fake, args.rps, args.workers))
         try:
             daemon.start()
@@ -169,10 +185,12 @@ def main() -> int:
             ids = fake.ids(root["id"]) if root else {}
             assert len(ids) == args.files, f"{len(ids)} of {args.files} files on the fake"
             requests, ups = fake.count(), fake.count(path_contains="/upload/")
+            limited = fake.count(reason="userRateLimitExceeded")
             say(
-                f"first mirror: {took:.1f} s, {args.files / took:.1f} files/s, "
-                f"{requests} requests ({requests / args.files:.3f} per file, "
-                f"{ups} uploads) — spawn to idle"
+                f"first mirror: {took:.1f} s, {args.files / took:.2f} files/s, "
+                f"{limited} × 403 userRateLimitExceeded, {requests} requests "
+                f"({requests / args.files:.3f} per file; answered: "
+                f"{(requests - limited) / args.files:.3f}), {ups} uploads — spawn to idle"
             )
 
             fake.reset_log()

@@ -16,21 +16,39 @@ from oauth2client.client import OAuth2Credentials
 from syncd.config import DriveConfig, parse_address
 from syncd.db.statedb import StateDB
 from syncd.remotes.gdrive.backend import GDriveRemote
+from tests.fakes.drive_access import APP, scope_url
 from tests.fakes.drive_server import FakeDrive
 
 
 def write_credentials(
-    fake: FakeDrive, path: Path, refresh_token: str | None = None, access_token: bool = True
+    fake: FakeDrive,
+    path: Path,
+    refresh_token: str | None = None,
+    access_token: bool = True,
+    scope: str = "file",
 ) -> Path:
-    """What `syncd auth drive` leaves behind (pydrive2's oauth2client JSON), mode 0600."""
+    """What `syncd auth drive` leaves behind (pydrive2's oauth2client JSON), mode 0600.
+
+    The grant is for ``scope`` ("file" or "full"), recorded as Google's token answer
+    records it (``token_response.scope``).  Without ``refresh_token`` a grant for that
+    scope is made on the fake, as a successful consent would; with one, the caller has
+    made (or revoked) it.
+    """
+    if refresh_token is None:
+        refresh_token = fake.refresh_token if scope == "file" else f"1//fake-{scope}-grant"
+        fake.allow_refresh_token(refresh_token, scope)
+    granted = scope_url(scope)
+    token = fake.issue_token(scope) if access_token else None
     creds = OAuth2Credentials(
-        access_token=fake.issue_token() if access_token else None,
-        client_id="fake-client-id.apps.googleusercontent.com",
+        access_token=token,
+        client_id=APP,
         client_secret="fake-client-secret",
-        refresh_token=refresh_token or fake.refresh_token,
+        refresh_token=refresh_token,
         token_expiry=None,
         token_uri=fake.url + "token",
         user_agent=None,
+        token_response={"access_token": token, "token_type": "Bearer", "scope": granted},
+        scopes=granted,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -70,14 +88,19 @@ def open_gdrive(
     """A GDriveRemote on the fake with its own state db (or ``db``) and fresh credentials."""
     cfg = drive_config(fake, tmp, **overrides)
     if credentials and not cfg.credentials.exists():
-        write_credentials(fake, cfg.credentials)
+        write_credentials(fake, cfg.credentials, scope=cfg.scope)
     db = db or StateDB(tmp / "state.db")
     return GDriveRemote(parse_address(address, tmp), cfg, db, "p")
 
 
-def files_below(fake: FakeDrive, folder: str = "syncd/p") -> dict[str, str]:
-    """Relative path → md5 of every live file (not folder) below a folder of the fake."""
-    found = fake.find(folder)
+def files_below(fake: FakeDrive, folder: str = "syncd/p", app: str | None = APP) -> dict[str, str]:
+    """Relative path → md5 of every live file (not folder) below a folder of the fake.
+
+    The folder is found along items syncd's app can see (a hand-made folder of the same
+    name is not it); below it, every file counts, whoever made it (``app`` applies to
+    the way there only).
+    """
+    found = fake.find(folder, app=app)
     if found is None:
         return {}
     return {p: md5 for p, md5 in fake.tree(found["id"]).items() if md5 is not None}
@@ -86,6 +109,35 @@ def files_below(fake: FakeDrive, folder: str = "syncd/p") -> dict[str, str]:
 def uploads(fake: FakeDrive) -> list[str]:
     """Titles of the content uploads the fake committed (lost answers included), in order."""
     return [r.title for r in fake.requests if "/upload/" in r.path and r.title is not None]
+
+
+SA_EMAIL = "syncd-test@fake-project.iam.gserviceaccount.com"
+
+
+def service_account_key(fake: FakeDrive, tmp_path: Path, email: str = SA_EMAIL) -> Path:
+    """A service account key file (a real RSA key) that the fake accepts."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    fake.allow_service_account(email)
+    path = tmp_path / "sa.json"
+    info = {
+        "type": "service_account",
+        "project_id": "fake-project",
+        "private_key_id": "0123456789abcdef",
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "1234567890",
+        "token_uri": fake.url + "token",
+    }
+    path.write_text(json.dumps(info))
+    return path
 
 
 def drive_section(fake: FakeDrive, credentials: Path, **extra: Any) -> dict[str, Any]:

@@ -41,8 +41,11 @@ def test_chaos(seed: int, tmp_path: Path, home: Path) -> None:
         rounds=2,
         ops_per_round=40,
         kills=2,
-        quiet_timeout=6.0,
-        budget_s=25.0,
+        # Drive's adaptive pacer slows down after each injected 429/403 rate limit, so a
+        # round with a burst of creations can take ~10 s to settle there.
+        quiet_timeout=15.0,
+        budget_s=40.0,
+        drive_create_rate=50.0,  # the real pace (3/s) would spend the budget on creations
     )
     lines: list[str] = []
     report = ChaosRun(settings, tmp_path / "chaos", say=lines.append).run()

@@ -54,6 +54,19 @@ def test_path_is_ready_only_after_the_quiet_window(clock: Clock) -> None:
     assert len(co) == 0
 
 
+def test_a_burst_of_edits_leaves_as_one_batch(clock: Clock) -> None:
+    """The quiet window is the project's: a path edited first waits for the burst's last edit
+    (a save-all is one batch and one summary line, not two that split it by a millisecond)."""
+    co = Coalescer(delay=1.0, max_delay=10.0, clock=clock)
+    co.add("first.py", C)
+    clock.now += 0.6
+    co.add("second.py", M)
+    clock.now += 0.6  # first.py quiet for 1.2 s, but the project only for 0.6 s
+    assert not co.take_ready(timeout=0)
+    clock.now += 0.5
+    assert sorted(co.take_ready(timeout=0).dirty) == ["first.py", "second.py"]
+
+
 def test_each_event_restarts_the_quiet_window(clock: Clock) -> None:
     co = Coalescer(delay=1.0, max_delay=10.0, clock=clock)
     for _ in range(5):

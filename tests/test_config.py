@@ -16,6 +16,7 @@ from syncd.config import (
     ProjectConfig,
     RemoteAddress,
     SnapshotConfig,
+    TrainConfig,
     default_config_path,
     load_config,
     parse_address,
@@ -44,9 +45,16 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 def uncomment_keys(text: str) -> str:
     """The example with every commented-out ``key: value`` line switched on."""
-    keys = {"drive", "kaggle", "snapshot"} | {
+    keys = {"drive", "kaggle", "snapshot", "train"} | {
         f.name
-        for cls in (DriveConfig, KaggleConfig, MirrorConfig, SnapshotConfig, ProjectConfig)
+        for cls in (
+            DriveConfig,
+            KaggleConfig,
+            MirrorConfig,
+            SnapshotConfig,
+            TrainConfig,
+            ProjectConfig,
+        )
         for f in dataclasses.fields(cls)
     }
     pattern = re.compile(r"^(\s*)# (\s*)([a-z_]+):")
@@ -86,7 +94,14 @@ def test_example_config_loads_with_the_documented_values() -> None:
 
 def test_example_config_shows_every_key_and_its_commented_defaults_load(tmp_path: Path) -> None:
     text = uncomment_keys(EXAMPLE.read_text())
-    for cls in (DriveConfig, KaggleConfig, MirrorConfig, SnapshotConfig, ProjectConfig):
+    for cls in (
+        DriveConfig,
+        KaggleConfig,
+        MirrorConfig,
+        SnapshotConfig,
+        TrainConfig,
+        ProjectConfig,
+    ):
         for f in dataclasses.fields(cls):
             assert re.search(rf"^[\s-]*{f.name}:", text, re.M), f"{cls.__name__}.{f.name} not shown"
     (tmp_path / "example").mkdir()
@@ -107,6 +122,13 @@ def test_example_config_shows_every_key_and_its_commented_defaults_load(tmp_path
     assert (snapshot.include, snapshot.exclude) == ((), ())
     assert snapshot.schedule == "0 3 * * *"
     assert snapshot.every == 6 * 3600
+    train = config.projects[0].train
+    assert train is not None
+    defaults_train = TrainConfig()
+    for key in ("command", "machine_shape", "internet", "outputs", "poll", "stalled_after"):
+        assert getattr(train, key) == getattr(defaults_train, key), key
+    assert (train.notify, train.keep_kernels, train.timeout) == (True, 5, 12 * 3600)
+    assert config.projects[0].ignore == ("*.ckpt", "data/raw/", "/runs/")
 
 
 # --- durations --------------------------------------------------------------------------------
@@ -488,7 +510,7 @@ def test_initial_config_loads_back(tmp_path: Path) -> None:
     project_dir.mkdir(parents=True)
     path = tmp_path / "conf" / "config.yaml"
     path.parent.mkdir()
-    path.write_text(render_initial_config(project_dir, "cifar"))
+    path.write_text(render_initial_config(project_dir, "cifar", "gdrive:/syncd/cifar"))
 
     config = load_config(path)
 
@@ -506,3 +528,101 @@ def test_initial_config_loads_back(tmp_path: Path) -> None:
 def test_initial_config_refuses_a_bad_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         render_initial_config(tmp_path, "my project")
+
+
+# --- projects and targets that overlap (issue #8) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("projects", "line", "expected"),
+    [
+        (  # a project inside another project
+            '- {name: a, path: proj, mirror: {to: "local:m1"}}\n'
+            '- {name: b, path: proj/sub, mirror: {to: "local:m2"}}',
+            3,
+            "projects[1].path: {tmp}/proj/sub is inside the folder of project 'a' ({tmp}/proj)",
+        ),
+        (  # ... or around it
+            '- {name: a, path: proj/sub, mirror: {to: "local:m1"}}\n'
+            '- {name: b, path: proj, mirror: {to: "local:m2"}}',
+            3,
+            "projects[1].path: {tmp}/proj contains the folder of project 'a'",
+        ),
+        (  # a target that contains another project's folder
+            '- {name: a, path: a, mirror: {to: "local:shared"}}\n'
+            '- {name: b, path: shared/b, mirror: {to: "local:b-mirror"}}',
+            2,
+            "projects[0].mirror.to: local:shared contains project 'b' ({tmp}/shared/b)",
+        ),
+        (  # two projects, one local target
+            '- {name: a, path: a, mirror: {to: "local:one"}}\n'
+            '- {name: b, path: b, mirror: {to: "local:./one/"}}',
+            3,
+            "projects[1].mirror.to: local:./one/ is also the target of project 'a' (local:one)",
+        ),
+        (  # one target inside another's
+            '- {name: a, path: a, mirror: {to: "local:one"}}\n'
+            '- {name: b, path: b, mirror: {to: "local:one/b"}}',
+            3,
+            "projects[1].mirror.to: local:one/b is inside the target of project 'a'",
+        ),
+        (  # one Drive folder, spelled two ways
+            '- {name: a, path: a, mirror: {to: "gdrive:/syncd/shared"}}\n'
+            '- {name: b, path: b, mirror: {to: "gdrive://syncd/shared/"}}',
+            3,
+            "projects[1].mirror.to: gdrive://syncd/shared/ is also the target of project 'a'",
+        ),
+        (  # a Drive folder inside another project's Drive folder
+            '- {name: a, path: a, mirror: {to: "gdrive:/syncd"}}\n'
+            '- {name: b, path: b, mirror: {to: "gdrive:/syncd/b"}}',
+            3,
+            "projects[1].mirror.to: gdrive:/syncd/b is inside the target of project 'a'",
+        ),
+        (  # one folder id twice
+            '- {name: a, path: a, mirror: {to: "gdrive:id=abc"}}\n'
+            '- {name: b, path: b, mirror: {to: "gdrive:id=abc"}}',
+            3,
+            "projects[1].mirror.to: gdrive:id=abc is also the target of project 'a'",
+        ),
+    ],
+)
+def test_overlapping_projects_and_targets_are_refused(
+    tmp_path: Path, projects: str, line: int, expected: str
+) -> None:
+    for folder in ("a", "b", "shared/b", "proj/sub"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    text = "projects:\n" + textwrap.indent(projects, "  ") + "\n"
+    message = error_of(tmp_path, text)
+    tmp = tmp_path.resolve()
+    assert f"config.yaml:{line}: " + expected.format(tmp=tmp) in message, message
+    assert "\n" not in message
+
+
+def test_a_target_reached_through_a_symlink_is_compared_by_its_real_path(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "b")
+    message = error_of(
+        tmp_path,
+        """
+        projects:
+          - {name: a, path: proj, mirror: {to: "local:alias"}}
+          - {name: b, path: b, mirror: {to: "local:b-mirror"}}
+        """,
+    )
+    assert "projects[0].mirror.to: local:alias is inside project 'b'" in message
+
+
+def test_projects_side_by_side_and_distinct_targets_load(tmp_path: Path) -> None:
+    for folder in ("a", "ab", "b"):
+        (tmp_path / folder).mkdir()
+    path = write(
+        tmp_path,
+        """
+        projects:
+          - {name: a, path: a, mirror: {to: "local:m/a"}}
+          - {name: ab, path: ab, mirror: {to: "local:m/ab"}}
+          - {name: b, path: b, mirror: {to: "gdrive:/syncd/b"}}
+          - {name: c, path: proj, mirror: {to: "gdrive:/syncd/bc"}}
+        """,
+    )
+    assert [p.name for p in load_config(path).projects] == ["a", "ab", "b", "c"]

@@ -17,6 +17,8 @@ from tests.conftest import wait_for
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
+
 
 @pytest.mark.parametrize("remote", REMOTES)
 def test_two_remote_edits_within_a_second_keep_both_conflict_copies(scenario, remote) -> None:

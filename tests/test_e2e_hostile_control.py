@@ -23,6 +23,8 @@ from tests.conftest import wait_for, without_read_override
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
+
 MiB = 1024 * 1024
 
 
@@ -61,12 +63,6 @@ def test_partial_temp_file_from_kill_9_is_swept_at_start(scenario) -> None:
 # --- the CLI against a hung daemon ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: socket requests carry no deadline; observed: against a SIGSTOPped daemon "
-    "`syncd pause` dies after 30 s with a TimeoutError traceback, and once the daemon runs "
-    "again it executes the pause the user believes failed",
-)
 def test_a_command_the_cli_gave_up_on_is_not_executed_later(scenario) -> None:
     sc = scenario("local")
     (sc.src / "a.txt").write_text("a\n")
@@ -92,11 +88,6 @@ def test_a_command_the_cli_gave_up_on_is_not_executed_later(scenario) -> None:
 # --- sync --once ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: `sync --once` exits 0 when the project folder does not exist (cron sees "
-    "success); observed: exit 0 with 'p: 0 files (0 bytes) mirrored … 0 pending, 0 skipped'",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_sync_once_fails_when_the_project_folder_is_missing(scenario, remote) -> None:
     sc = scenario(remote)

@@ -19,6 +19,8 @@ from tests.chaos.targets import REMOTES
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
+
 
 @pytest.mark.parametrize("remote", REMOTES)
 def test_rename_then_delete_in_the_quiet_window_trashes_the_original(scenario, remote) -> None:

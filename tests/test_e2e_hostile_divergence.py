@@ -20,6 +20,8 @@ from tests.conftest import wait_for, without_read_override
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
+
 
 def git(repo: Path, *args: str) -> None:
     who = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a"}

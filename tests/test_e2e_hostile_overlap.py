@@ -31,12 +31,6 @@ def refused(cfg: Path, *args: str) -> None:
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: a local: target that contains another project's folder is accepted; observed: "
-    "`sync --once` exits 0, rewrites project b's source train.py with a's file and renames "
-    "b's original to a conflict copy",
-)
 def test_target_that_contains_another_project_is_refused(tmp_path: Path, home: Path) -> None:
     shared = tmp_path / "shared"
     a = mirror("a", tmp_path / "a", f"local:{shared}")
@@ -55,11 +49,6 @@ def test_target_that_contains_another_project_is_refused(tmp_path: Path, home: P
     refused(cfg, "run")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: two projects with one local: target are accepted; observed: `sync --once` "
-    "exits 0 and project b turns a's x.txt into a conflict copy",
-)
 def test_two_projects_with_one_local_target_are_refused(tmp_path: Path, home: Path) -> None:
     target = f"local:{tmp_path / 'one-target'}"
     cfg = write_config(
@@ -71,12 +60,6 @@ def test_two_projects_with_one_local_target_are_refused(tmp_path: Path, home: Pa
     refused(cfg, "sync", "--once")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: two projects with one gdrive: folder are accepted (no duplicate gdrive: "
-    "target check); observed: config load passes, `sync --once` exits 1 on the missing "
-    "credentials instead",
-)
 def test_two_projects_with_one_drive_folder_are_refused(tmp_path: Path, home: Path) -> None:
     cfg = write_config(
         tmp_path / "c.yaml",
@@ -101,7 +84,6 @@ def test_target_reached_through_a_symlink_into_another_project_is_refused(
         refused(cfg, "sync", "--once")
     finally:
         assert not (tmp_path / "b/a.txt").exists(), "syncd wrote into another project's folder"
-    # Passes today: local: targets are resolved (symlinks followed) before the check.
 
 
 def test_target_inside_its_own_project_is_refused(tmp_path: Path, home: Path) -> None:

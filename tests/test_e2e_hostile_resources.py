@@ -34,6 +34,8 @@ from tests.kaggle_support import DATASET, FAST, running_fake, settle
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
+
 KiB = 1024
 
 
@@ -182,12 +184,6 @@ def _said_in_status(d, *needles: str) -> None:
         assert needle in text, f"status does not say {needle!r}: {text}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: polling and status are fixed; left for the control surface: doctor says "
-    "'inotify watch limit 192536 covers the 301 folders' (it reads the init namespace's "
-    "sysctl; service.watcher.Watcher.unwatched counts what a watch really covers)",
-)
 def test_too_few_inotify_watches_fall_back_to_polling_and_say_so(scenario) -> None:
     prefix = _userns_prefix(watches=50)
     sc = scenario("local")
@@ -216,11 +212,6 @@ def test_inotify_init_failing_falls_back_to_polling_and_says_so(scenario) -> Non
     _said_in_status(d, "inotify", "poll")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: the switch, polling and status are fixed; left for the control surface: "
-    "doctor does not honour SYNCD_TEST_INOTIFY_FAIL=1 (service.watcher.inotify_problem does)",
-)
 def test_inotify_failure_switch_polls_and_says_so(scenario) -> None:
     sc = scenario("local")
     _tree(sc.src, 300)

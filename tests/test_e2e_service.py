@@ -32,8 +32,11 @@ def check_shape(status: dict[str, Any]) -> None:
     assert status["running"] is True and isinstance(status["pid"], int)
     assert isinstance(status["version"], str) and isinstance(status["uptime_s"], int)
     for p in status["projects"]:
-        assert set(p) == {"name", "path", "state", "reason", "mirror", "snapshot", "run"}
-        assert p["state"] in STATES
+        assert set(p) == {
+            "name", "path", "state", "reason", "mirror", "snapshot", "manifest", "runs"
+        }  # fmt: skip
+        # runs: null without a `train:` section (these projects have none)
+        assert p["state"] in STATES and p["runs"] is None and p["manifest"] is None
         m = p["mirror"]
         assert set(m) == {
             "to",
@@ -188,7 +191,11 @@ def test_socket_is_private_and_survives_bad_requests(tmp_path: Path, run_daemon,
                 data += chunk
         return json.loads(data)
 
-    assert raw(b"this is not json\n") == {"ok": False, "error": "request is not valid JSON"}
+    assert raw(b"this is not json\n") == {
+        "ok": False,
+        "error": "request is not valid JSON",
+        "exit_code": 2,
+    }
     assert raw(b'["status"]\n')["ok"] is False
     assert "unknown command" in raw(b'{"cmd": "explode"}\n')["error"]
     big = raw(b'{"cmd": "status", "pad": "' + b"x" * (10 * 1024 * 1024) + b'"}\n')
@@ -235,7 +242,7 @@ def test_sighup_adds_a_project_and_survives_a_broken_config(tmp_path: Path, run_
     (tmp_path / "p/still.txt").write_text("running")
     wait_for(lambda: (tmp_path / "p-mirror/still.txt").exists(), what="old config keeps going")
     r = run_cli("reload", "-c", str(cfg))
-    assert r.returncode == 1 and "kept the previous config" in r.stderr
+    assert r.returncode == 2 and "kept the previous config" in r.stderr  # a config error
     assert d.stop() == 0
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 
 from tests.fakes.kaggle_server import FakeKaggle
 
-from .conftest import md5, run_cli, wait_for, write_config
+from .conftest import md5, run_cli, syncd_env, wait_for, write_config
 from .kaggle_support import DATASET, EXPECTED, FAST, make_project, running_fake, settle
 
 pytestmark = pytest.mark.e2e  # every test here runs syncd as a subprocess
@@ -34,8 +35,8 @@ def fake() -> Iterator[FakeKaggle]:
     yield from running_fake()
 
 
-def daemon_env(fake: FakeKaggle, home: Path, **extra: str) -> dict[str, str]:
-    env = fake.client_env(home=home, via_proxy=False)
+def daemon_env(fake: FakeKaggle, home: Path, auth: str = "env_key", **extra: str) -> dict[str, str]:
+    env = fake.client_env(home=home, via_proxy=False, auth=auth)
     env.update(FAST, **extra)
     return env
 
@@ -240,7 +241,7 @@ def test_faults_give_clear_errors_and_the_daemon_stays_healthy(
     auth = cli(cfg, env, "auth", "kaggle")
     assert auth.returncode == 0, auth.stderr
     assert auth.stdout.strip() == (
-        "Kaggle credentials for alice work (from KAGGLE_USERNAME/KAGGLE_KEY)"
+        "Kaggle credentials for alice work (legacy key from KAGGLE_USERNAME/KAGGLE_KEY)"
     )
 
     fake.reset_log()
@@ -272,3 +273,94 @@ def test_faults_give_clear_errors_and_the_daemon_stays_healthy(
     assert ("GetDatasetStatus", 429) in calls and ("CreateDataset", 503) in calls
     assert len(fake.dataset(DATASET).versions) == 1
     assert d.stop() == 0
+
+
+@pytest.mark.parametrize("auth", ["token_file", "env_token", "kaggle_json"])
+def test_snapshots_work_with_each_credential_form_through_404s_and_html_429s(
+    tmp_path: Path, home: Path, fake: FakeKaggle, run_daemon, auth: str
+) -> None:
+    root = make_project(tmp_path / "cifar")
+    fake.fresh_404_polls = 3  # kaggle-cli #890
+    cfg = config(tmp_path, fake, cifar(tmp_path))
+    env = daemon_env(fake, home, auth=auth)
+    d = run_daemon(cfg, env=env)
+    up(cfg, env)
+    page = {"status": 429, "html": True, "retry_after": 0}
+    fake.inject(rpc="GetDatasetStatus", count=2, **page)
+    fake.inject(rpc="CreateDataset", **page)
+
+    first = cli(cfg, env, "snapshot", "cifar", "--wait")
+    assert first.returncode == 0, first.stderr + d.log
+    assert first.stdout.startswith(f"{DATASET} v1 is ready (4 files, ")
+
+    (root / "train.py").write_text("print('v2')\n")
+    settle(root)
+    fake.inject(rpc="CreateDatasetVersion", content_type="application/json", **page)
+    second = cli(cfg, env, "snapshot", "cifar", "--wait")
+    assert second.returncode == 0, second.stderr + d.log
+    assert second.stdout.startswith(f"{DATASET} v2 is ready (4 files, ")
+
+    calls = [(r.rpc, r.status) for r in fake.requests]
+    for seen in [("GetDatasetStatus", 404), ("GetDataset", 404), ("GetDatasetStatus", 429)]:
+        assert seen in calls
+    assert [s for r, s in calls if r == "CreateDataset"] == [429, 200]
+    assert [s for r, s in calls if r == "CreateDatasetVersion"] == [429, 200]
+    assert len(fake.dataset(DATASET).versions) == 2
+    schemes = {r.auth_scheme for r in fake.requests if r.rpc not in ("upload", "download")}
+    assert schemes == ({"Basic"} if auth == "kaggle_json" else {"Bearer"})
+    assert "Traceback" not in d.log
+    assert d.stop() == 0
+
+
+def test_credentials_stored_by_auth_kaggle_and_one_sentence_without_them(
+    tmp_path: Path, home: Path, fake: FakeKaggle
+) -> None:
+    make_project(tmp_path / "cifar")
+    cfg = config(tmp_path, fake, cifar(tmp_path))
+    env = daemon_env(fake, home, auth="none")
+
+    missing = cli(cfg, env, "snapshot", "cifar", "--wait")
+    assert missing.returncode == 1
+    # One error sentence (log lines such as "not mirroring .env" may precede it).
+    lines = [line for line in missing.stderr.splitlines() if line.startswith("syncd: ")]
+    assert len(lines) == 1 and "Traceback" not in missing.stderr
+    assert lines[0].startswith(
+        "syncd: no Kaggle credentials found: syncd needs an API token (KAGGLE_API_TOKEN or "
+        "~/.kaggle/access_token) or a legacy key (~/.kaggle/kaggle.json or "
+        "KAGGLE_USERNAME/KAGGLE_KEY)"
+    )
+    assert "`syncd auth kaggle -`" in lines[0] and fake.requests == []
+
+    token = fake.issue_token("alice")
+    stored = subprocess.run(
+        [sys.executable, "-m", "syncd", "auth", "kaggle", "-", "-c", str(cfg)],
+        input=token + "\n",
+        env=syncd_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert stored.returncode == 0, stored.stderr
+    assert stored.stdout.splitlines() == [
+        "Saved the API token to ~/.kaggle/access_token (mode 0600).",
+        "Kaggle credentials for alice work (API token from ~/.kaggle/access_token)",
+    ]
+    assert (home / ".kaggle" / "access_token").read_text() == token + "\n"
+    assert cli(cfg, env, "snapshot", "cifar", "--wait").returncode == 0
+
+    fake.revoke_token(token)
+    rejected = cli(cfg, env, "snapshot", "cifar", "--force", "--wait")
+    errors = [line for line in rejected.stderr.splitlines() if line.startswith("syncd: ")]
+    assert rejected.returncode == 1 and "Traceback" not in rejected.stderr
+    assert len(errors) == 1 and errors[0].startswith(
+        "syncd: Kaggle rejected the API token in ~/.kaggle/access_token (create an API token"
+    )
+
+    (home / ".kaggle" / "access_token").unlink()
+    download = tmp_path / "kaggle.json"
+    download.write_text(json.dumps({"username": "alice", "key": "key123"}))
+    legacy = cli(cfg, env, "auth", "kaggle", str(download))
+    assert legacy.returncode == 0, legacy.stderr
+    assert legacy.stdout.splitlines()[-1] == (
+        "Kaggle credentials for alice work (legacy key from ~/.kaggle/kaggle.json)"
+    )

@@ -2,7 +2,9 @@
 
 These tests pin the wire behaviour other tests rely on: if the real client
 cannot talk to the fake the way it talks to Google, every syncd test built on
-the fake proves nothing.
+the fake proves nothing.  The rules that make the fake as strict as Drive
+(scopes, root, fields, throttling, OAuth, changes) have their own files,
+tests/test_fake_drive_*.py.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from oauth2client.client import HttpAccessTokenRefreshError, OAuth2Credentials
 from pydrive2.auth import GoogleAuth
 from pydrive2.drive import GoogleDrive
 
-from tests.fakes.drive_server import FOLDER_MIME, FakeDrive
+from tests.fakes.drive_server import APP, FOLDER_MIME, FakeDrive
 
 MiB = 1024 * 1024
 
@@ -47,17 +49,26 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDrive]:
     assert drive.internal_errors == []
 
 
-def connect(fake: FakeDrive) -> tuple[Resource, OAuth2Credentials]:
+def connect(fake: FakeDrive, scope: str = "file") -> tuple[Resource, OAuth2Credentials]:
+    """The real googleapiclient on the fake, with a token of the app (drive.file by default)."""
+    if scope != "file":
+        fake.allow_refresh_token(f"1//{scope}-grant", scope)
     creds = OAuth2Credentials(
-        access_token=fake.issue_token(),
+        access_token=fake.issue_token(scope),
         client_id="fake-client-id",
         client_secret="fake-client-secret",
-        refresh_token=fake.refresh_token,
+        refresh_token=fake.refresh_token if scope == "file" else f"1//{scope}-grant",
         token_expiry=None,
         token_uri=fake.url + "token",
         user_agent="syncd-tests",
     )
     return build_from_document(fake.discovery_doc(), http=creds.authorize(build_http())), creds
+
+
+def with_token(fake: FakeDrive, token: str) -> Resource:
+    """The real googleapiclient with a bare access token (no refresh): a given identity."""
+    creds = OAuth2Credentials(token, "id", "secret", None, None, fake.url + "token", None)
+    return build_from_document(fake.discovery_doc(), http=creds.authorize(build_http()))
 
 
 @pytest.fixture
@@ -92,28 +103,34 @@ def upload_resumable(request: HttpRequest) -> dict[str, Any]:
     return response
 
 
+def list_pages(service: Resource, q: str, max_results: int) -> list[list[dict]]:
+    pages, token = [], None
+    while True:
+        page = service.files().list(q=q, maxResults=max_results, pageToken=token).execute()
+        pages.append(page["items"])
+        token = page.get("nextPageToken")
+        if token is None:
+            return pages
+
+
 def test_folder_insert_and_paged_list(fake: FakeDrive, service: Resource) -> None:
     folder = mkfolder(service, "project")
     info = fake.get(folder)
     assert info["mimeType"] == FOLDER_MIME and "md5Checksum" not in info
-    assert info["parents"] == [
-        {"kind": "drive#parentReference", "id": fake.root_id, "isRoot": True}
-    ]
-    for i in range(2500):
-        fake.put_file(f"f{i:04}.txt", b"x", parent_id=folder)
+    assert [(p["id"], p["isRoot"]) for p in info["parents"]] == [(fake.root_id, True)]
+    for i in range(150):
+        fake.put_file(f"f{i:04}.txt", b"x", parent_id=folder, by=APP)
     fake.reset_log()
 
+    # The server's page size caps what maxResults asks for (the page_size knob stands for
+    # "partial result pages are possible", v2 discovery doc): 150 files, not 2,500, test paging.
+    fake.page_size = 60
     q = f"'{folder}' in parents and trashed = false"
-    pages, token = [], None
-    while True:
-        page = service.files().list(q=q, maxResults=1000, pageToken=token).execute()
-        pages.append(page["items"])
-        token = page.get("nextPageToken")
-        if token is None:
-            break
-    assert [len(p) for p in pages] == [1000, 1000, 500]
-    assert len({item["id"] for p in pages for item in p}) == 2500
-    assert fake.count("GET", "/drive/v2/files") == 3
+    pages = list_pages(service, q, 1000)
+    assert [len(p) for p in pages] == [60, 60, 30]
+    assert len({item["id"] for p in pages for item in p}) == 150
+    assert [len(p) for p in list_pages(service, q, 50)] == [50, 50, 50]
+    assert fake.count("GET", "/drive/v2/files") == 6
     assert service.about().get().execute()["rootFolderId"] == fake.root_id
     roots = service.files().list(q=f"'root' in parents and mimeType = '{FOLDER_MIME}'").execute()
     assert [f["id"] for f in roots["items"]] == [folder]
@@ -250,8 +267,21 @@ def test_lost_response_duplicates_a_blind_create_but_not_one_with_an_id(
     assert fake.get(file_id)["title"] == "safe.txt" and len(fake.duplicates()) == 1
 
 
+def test_corrupted_uploads_answer_the_md5_of_what_was_stored(
+    fake: FakeDrive, service: Resource
+) -> None:
+    fake.corrupt_next_uploads(1)
+    media = MediaIoBaseUpload(io.BytesIO(b"payload"), "text/plain", resumable=False)
+    bad = service.files().insert(body={"title": "a"}, media_body=media).execute()
+    assert bad["md5Checksum"] != md5(b"payload") == md5(b"payload")
+    assert bad["md5Checksum"] == md5(fake.content(bad["id"]))
+    media = MediaIoBaseUpload(io.BytesIO(b"payload"), "text/plain", resumable=False)
+    good = service.files().insert(body={"title": "b"}, media_body=media).execute()
+    assert good["md5Checksum"] == md5(b"payload")  # only the next one was corrupted
+
+
 def test_update_content_multipart_and_resumable(fake: FakeDrive, service: Resource) -> None:
-    first = fake.put_file("notes.txt", b"v1", mime_type="text/plain")
+    first = fake.put_file("notes.txt", b"v1", mime_type="text/plain", by=APP)
     before = service.files().get(fileId=first).execute()
 
     media = MediaIoBaseUpload(io.BytesIO(b"v2"), "text/plain", resumable=False)
@@ -276,8 +306,8 @@ def test_update_content_multipart_and_resumable(fake: FakeDrive, service: Resour
 
 
 def test_patch_title_and_move(fake: FakeDrive, service: Resource) -> None:
-    src, dst = fake.mkdir("src"), fake.mkdir("dst")
-    file_id = fake.put_file("src/a.txt", b"a")
+    src, dst = fake.mkdir("src", by=APP), fake.mkdir("dst", by=APP)
+    file_id = fake.put_file("src/a.txt", b"a", by=APP)
     version = int(fake.get(file_id)["version"])
 
     moved = (
@@ -297,8 +327,8 @@ def test_patch_title_and_move(fake: FakeDrive, service: Resource) -> None:
 
 
 def test_trash_untrash_and_delete(fake: FakeDrive, service: Resource) -> None:
-    folder = fake.mkdir("dir")
-    child = fake.put_file("dir/x.txt", b"x")
+    folder = fake.mkdir("dir", by=APP)
+    child = fake.put_file("dir/x.txt", b"x", by=APP)
 
     trashed = service.files().trash(fileId=folder).execute()
     assert trashed["labels"]["trashed"] and trashed["explicitlyTrashed"]
@@ -408,10 +438,21 @@ def test_unauthenticated_request_gets_401(fake: FakeDrive) -> None:
 def test_title_query_is_case_insensitive_and_unescapes_quotes(
     fake: FakeDrive, service: Resource
 ) -> None:
-    wanted = fake.put_file("Bob's \\Notes.TXT", b"n")
-    fake.put_file("other.txt", b"o")
+    wanted = fake.put_file("Bob's \\Notes.TXT", b"n", by=APP)
+    fake.put_file("other.txt", b"o", by=APP)
     q = f"title = 'bob\\'s \\\\notes.txt' and trashed = false and mimeType != '{FOLDER_MIME}'"
     assert [f["id"] for f in service.files().list(q=q).execute()["items"]] == [wanted]
+
+
+def post_multipart(fake: FakeDrive, body: bytes) -> tuple[int, dict[str, Any]]:
+    conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
+    headers = {
+        "Authorization": "Bearer " + fake.issue_token(),
+        "Content-Type": 'multipart/related; boundary="xyz"',
+    }
+    conn.request("POST", "/upload/drive/v2/files?uploadType=multipart", body, headers)
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read())
 
 
 def test_multipart_with_crlf_framing(fake: FakeDrive) -> None:
@@ -420,14 +461,49 @@ def test_multipart_with_crlf_framing(fake: FakeDrive) -> None:
         b'{"title": "crlf.txt"}\r\n--xyz\r\nContent-Type: text/plain\r\n\r\n'
         b"line1\r\nline2\r\n--xyz--\r\n"
     )
-    conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
-    headers = {
-        "Authorization": "Bearer " + fake.issue_token(),
-        "Content-Type": 'multipart/related; boundary="xyz"',
-    }
-    conn.request("POST", "/upload/drive/v2/files?uploadType=multipart", body, headers)
-    created = json.loads(conn.getresponse().read())
-    assert fake.content(created["id"]) == b"line1\r\nline2"
+    status, created = post_multipart(fake, body)
+    assert status == 200 and fake.content(created["id"]) == b"line1\r\nline2"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'--xyz\nContent-Type: application/json\n\n{"title": "t"}\n--xyz\n\nno close',
+        b'--xyz\nContent-Type: application/json\n\n{"title": "t"}\n--xyz--\n',
+        b"--xyz\nContent-Type: text/plain\n\nnot json\n--xyz\nContent-Type: a/b\n\nx\n--xyz--\n",
+        b"preamble\n--xyz\nContent-Type: application/json\n\n{}\n--xyz\n\nx\n--xyz--\n",
+    ],
+    ids=["no-closing-boundary", "one-part", "metadata-not-json", "preamble"],
+)
+def test_malformed_multipart_is_refused(fake: FakeDrive, body: bytes) -> None:
+    status, answer = post_multipart(fake, body)
+    assert status == 400 and answer["error"]["code"] == 400
+    assert fake.tree() == {}
+
+
+@pytest.mark.parametrize("tail", [b"\r", b"\n", b"\r\n", b"\r\r"], ids=["CR", "LF", "CRLF", "CRCR"])
+def test_googleapiclient_multipart_keeps_the_last_byte(
+    fake: FakeDrive, service: Resource, tail: bytes
+) -> None:
+    # googleapiclient frames parts with bare LF: "...payload\r\n--boundary--". The LF
+    # belongs to the delimiter; the CR before it is the file's.
+    data = b"line\r\n" * 3 + tail
+    media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream", resumable=False)
+    created = service.files().insert(body={"title": "t.txt"}, media_body=media).execute()
+    assert created["md5Checksum"] == md5(data) and fake.content(created["id"]) == data
+
+
+def test_a_lenient_multipart_parser_loses_a_trailing_cr(fake: FakeDrive, service: Resource) -> None:
+    # The opt-in model of a server that takes CRLF before the boundary as the delimiter:
+    # the answer's md5Checksum is then not the md5 of what the client sent.
+    fake.multipart_eats_cr = True
+    data = b"ends with CR\r"
+    media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream", resumable=False)
+    created = service.files().insert(body={"title": "t.txt"}, media_body=media).execute()
+    assert created["md5Checksum"] == md5(data[:-1]) != md5(data)
+    media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream", resumable=True)
+    request = service.files().insert(body={"title": "r.txt"}, media_body=media)
+    assert upload_resumable(request)["md5Checksum"] == md5(data)  # no framing, no loss
 
 
 def test_pydrive2_round_trip(fake: FakeDrive) -> None:
@@ -435,7 +511,7 @@ def test_pydrive2_round_trip(fake: FakeDrive) -> None:
     gauth = GoogleAuth(settings_file="", http_timeout=10)
     gauth.credentials, gauth.service = creds, service
     drive = GoogleDrive(gauth)
-    folder = fake.mkdir("proj")
+    folder = fake.mkdir("proj", by=APP)
 
     upload = drive.CreateFile({"title": "hello.txt", "parents": [{"id": folder}]})
     upload.SetContentString("hello from pydrive2")
@@ -460,6 +536,10 @@ def test_keep_alive_and_concurrent_clients(fake: FakeDrive) -> None:
         service.about().get().execute()
     # With Nagle on, each kept-alive request stalls ~40 ms: 100 calls would take 4 s.
     assert time.monotonic() - started < 1.5
+
+    # 80 creations at once would meet the write throttle (3/s): this test is about
+    # concurrent connections to the fake, the throttle has tests of its own.
+    fake.set_write_limit(None)
 
     def worker(n: int) -> None:
         svc, _ = connect(fake)

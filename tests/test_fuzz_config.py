@@ -9,16 +9,13 @@ and valid configs with a few bytes changed.  CI runs a modest number of examples
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 
 from syncd.config import load_config
 from syncd.errors import ConfigError
@@ -186,20 +183,6 @@ def _dump(doc: object) -> bytes:
         return yaml.dump(doc, allow_unicode=True).encode()  # binary and dates need tags
 
 
-# Findings, each with its own strict-xfail test below.  While one is open the fuzzers skip
-# inputs that only reproduce it, so that they keep looking for others: delete its entry
-# here once its test passes.  (A multi-line message is one of two findings: PyYAML's own
-# multi-line text, or the user's text echoed with its line breaks.)
-KNOWN: dict[str, Callable[[BaseException], bool]] = {
-    "yaml-multiline": lambda e: "not one line" in str(e) and '"<unicode string>"' in str(e),
-    "echoed-newline": lambda e: "not one line" in str(e) and '"<unicode string>"' not in str(e),
-}
-
-
-def _known(exc: BaseException) -> str | None:
-    return next((k for k, hit in KNOWN.items() if hit(exc)), None)
-
-
 @pytest.fixture(scope="module")
 def path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz-config") / "config.yaml"
@@ -217,14 +200,7 @@ def load(path: Path, data: bytes) -> None:
 
 
 def check_load(path: Path, data: bytes) -> None:
-    try:
-        load(path, data)
-    except (AssertionError, Exception) as exc:  # both, on purpose
-        known = _known(exc)
-        if known is None:
-            raise
-        with contextlib.suppress(InvalidArgument):  # outside a hypothesis test: no events
-            event(f"known finding: {known}")  # counted in --hypothesis-show-statistics
+    load(path, data)
 
 
 @pytest.mark.parametrize("text", ["", "\n", "---\n---\n", "projects: []", "[", "\x00", "\xff"])
@@ -260,22 +236,9 @@ def test_valid_config_with_a_few_bytes_changed(path: Path, data: bytes) -> None:
 # --- findings (minimal examples hypothesis shrank to) -------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 fuzz finding 'yaml-multiline': a NUL byte makes PyYAML raise a ReaderError "
-    "(not a MarkedYAMLError), whose text config.py puts in the message as is; observed: "
-    "'…config.yaml:1: not valid YAML: unacceptable character #x0000: special characters are "
-    'not allowed\\n  in "<unicode string>", position 0\' (two lines)',
-)
 def test_finding_nul_byte_is_a_one_line_error(path: Path) -> None:
     load(path, b"\x00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 fuzz finding 'echoed-newline': a key holding a line break is echoed unescaped "
-    "into the message; observed: '…config.yaml:2: kaggle.\\n: unknown key (known: endpoint)' "
-    "(two lines)",
-)
 def test_finding_key_with_a_line_break_is_a_one_line_error(path: Path) -> None:
     load(path, b'kaggle:\n  "\\n": null\nprojects: []\n')

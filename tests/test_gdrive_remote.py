@@ -1,41 +1,36 @@
-"""The ``gdrive:`` remote against FakeDrive: retries, idempotency, resuming, auth, requests.
+"""The ``gdrive:`` remote against FakeDrive: retries, idempotency, resuming, requests.
 
-Behaviour every target shares is in test_remote_conformance.py; this file
-covers what only Drive has: lost answers, resumable sessions, rate limits,
-OAuth grants, service accounts, and how many requests things cost.
+Behaviour every target shares is in test_remote_conformance.py; credentials,
+scopes and service accounts are test_gdrive_auth.py; this file covers what
+only Drive has: lost answers, resumable sessions, rate limits, and how many
+requests things cost.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from syncd.cli.auth import auth_drive
+from syncd import retry
 from syncd.db.statedb import StateDB
-from syncd.errors import AuthRequired, FileChanged, FileError, TargetUnavailable, TransientError
+from syncd.errors import FileChanged, FileError, TargetUnavailable, TransientError
 from syncd.remotes.gdrive import folders as gdrive_folders
+from syncd.remotes.gdrive import transport as gdrive_api
 from syncd.remotes.gdrive.transport import Pacer
-from tests.fakes.drive_server import FakeDrive
+from tests.fakes.drive_server import APP, FakeDrive
 from tests.gdrive_support import (
-    drive_config,
     files_below,
     open_gdrive,
     uploads,
-    write_client_secrets,
-    write_credentials,
 )
 
 MiB = 1024 * 1024
-# oauth2client signs service-account assertions with a pyOpenSSL call that warns.
-pytestmark = pytest.mark.filterwarnings("ignore:sign\\(\\) is deprecated:DeprecationWarning")
 
 
 @pytest.fixture
@@ -104,6 +99,38 @@ def test_create_interrupted_by_a_crash_is_taken_over_after_restart(
     assert result.md5 == md5(path.read_bytes())
 
 
+def test_reserved_ids_are_not_kept_past_their_age(
+    fake: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gdrive_folders, "ID_MAX_AGE_S", 0.1)
+    fake.generated_id_ttl = 0.2
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    remote.upload("a.txt", src(tmp_path, b"a"), None)  # reserves a batch of ids
+    time.sleep(0.3)  # the rest of the batch expires while syncd idles
+    fake.reset_log()
+    remote.upload("b.txt", src(tmp_path, b"b"), None)
+    # a new batch first: the old one is past ID_MAX_AGE_S
+    assert [(r.method, r.status) for r in fake.requests] == [("GET", 200), ("POST", 200)]
+
+
+def test_an_expired_reserved_id_is_replaced(fake: FakeDrive, tmp_path: Path) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    remote.upload("a.txt", src(tmp_path, b"a"), None)  # reserves a batch of ids
+    fake.generated_id_ttl = 0.2  # shorter than syncd expects: the id answers 400
+    time.sleep(0.3)
+    fake.reset_log()
+    result = remote.upload("b.txt", src(tmp_path, b"b"), None)
+    assert files_below(fake) == {"a.txt": md5(b"a"), "b.txt": md5(b"b")}
+    assert [(r.method, r.status) for r in fake.requests] == [
+        ("POST", 400),  # "The provided file ID is not usable."
+        ("GET", 200),  # a new batch
+        ("POST", 200),
+    ]
+    assert result.entry.id == fake.find("syncd/p/b.txt", app=APP)["id"]
+
+
 # --- resumable uploads ---------------------------------------------------------------------
 
 
@@ -165,6 +192,63 @@ def test_a_large_file_changed_mid_upload_commits_nothing(fake: FakeDrive, tmp_pa
     assert files_below(fake) == {}  # the last chunk, which commits, was never sent
 
 
+# --- every upload verified ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tail", [b"\r", b"\n", b"\r\n"], ids=["CR", "LF", "CRLF"])
+def test_a_file_ending_in_a_line_break_arrives_whole(
+    fake: FakeDrive, tmp_path: Path, tail: bytes
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    data = b"x = 1" + tail
+    result = remote.upload("a.py", src(tmp_path, data), None)
+    assert result.md5 == md5(data) and fake.content(result.entry.id) == data
+
+
+def test_a_byte_lost_by_the_server_is_caught_and_sent_again(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    # A multipart parser that takes the file's last CR for part of the boundary
+    # (googleapiclient frames with bare LF): the answer's md5 tells, the file goes again
+    # by the resumable path (no framing), and only then is the upload done.
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    fake.multipart_eats_cr = True
+    data = b"ends in CR\r"
+    fake.reset_log()
+    result = remote.upload("a.txt", src(tmp_path, data), None)
+    assert result.md5 == md5(data) == fake.find("syncd/p/a.txt", app=APP)["md5Checksum"]
+    sends = [(r.method, "upload_id" in r.query) for r in fake.requests if "/upload/" in r.path]
+    assert sends == [("POST", False), ("PUT", False), ("PUT", True)]  # multipart, then resumable
+    again = b"edited, still ends in CR\r"
+    second = remote.upload("a.txt", src(tmp_path, again), result.entry)
+    assert second.entry.id == result.entry.id and fake.content(result.entry.id) == again
+    assert remote.db.kv_items("p", "new:") == {} and remote.db.kv_items("p", "sent:") == {}
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["create", "update"])
+def test_an_upload_that_never_arrives_whole_is_not_done_and_not_a_conflict(
+    fake: FakeDrive, tmp_path: Path, existing: bool
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    known = remote.upload("a.txt", src(tmp_path, b"v1"), None).entry if existing else None
+    fake.corrupt_next_uploads(3)  # the first send and both re-sends
+    path = src(tmp_path, b"v2")
+    with pytest.raises(TransientError, match="stored other bytes than syncd sent for a.txt"):
+        remote.upload("a.txt", path, known)
+    # What Drive holds now is syncd's own failed send: not someone else's edit.
+    cur = remote.stat("a.txt", known)
+    if existing:
+        assert cur is not None and cur.id == known.id and cur.md5 == known.md5
+    else:
+        assert cur is None  # an unfinished create of syncd's: upload() takes it over
+    result = remote.upload("a.txt", path, cur)
+    assert result.md5 == md5(b"v2") and files_below(fake) == {"a.txt": md5(b"v2")}
+    assert fake.duplicates() == []
+
+
 # --- per-file and whole-target errors ------------------------------------------------------
 
 
@@ -195,11 +279,13 @@ def test_per_file_problems_are_file_errors(fake: FakeDrive, tmp_path: Path) -> N
 def test_transient_failures_are_retried(fake: FakeDrive, tmp_path: Path, fault: dict) -> None:
     remote = open_gdrive(fake, tmp_path, timeout=0.5)
     remote.check(create=True)
-    fake.inject(**fault, count=2, method="POST", path_contains="/upload/")
+    # Twice in a row, except rate limits: one pauses every sender 1-2 s (then 2-4 s)
+    limited = fault.get("status") == 429 or fault.get("reason") == "rateLimitExceeded"
+    fake.inject(**fault, count=1 if limited else 2, method="POST", path_contains="/upload/")
     started = time.monotonic()
     remote.upload("x.txt", src(tmp_path, b"x"), None)
     assert files_below(fake) == {"x.txt": md5(b"x")} and fake.duplicates() == []
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 5  # no hang until a timeout
 
 
 def test_an_outage_becomes_transient_error_quickly(fake: FakeDrive, tmp_path: Path) -> None:
@@ -212,157 +298,24 @@ def test_an_outage_becomes_transient_error_quickly(fake: FakeDrive, tmp_path: Pa
     assert time.monotonic() - started < 10
 
 
-def test_storage_quota_of_a_service_account(fake: FakeDrive, tmp_path: Path) -> None:
-    remote = open_gdrive(fake, tmp_path, service_account_key=service_account_key(fake, tmp_path))
-    remote.check(create=True)
-    remote.upload("ok.txt", src(tmp_path, b"ok"), None)
-    fake.inject(status=403, reason="storageQuotaExceeded", method="POST", path_contains="/upload/")
-    with pytest.raises(TargetUnavailable) as err:
-        remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert str(err.value) == (
-        "service accounts have no storage of their own: use a Shared Drive folder (gdrive:id=...)"
-    )
-
-
-def service_account_key(fake: FakeDrive, tmp_path: Path) -> Path:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    email = "syncd-test@fake-project.iam.gserviceaccount.com"
-    fake.allow_service_account(email)
-    path = tmp_path / "sa.json"
-    info = {
-        "type": "service_account",
-        "project_id": "fake-project",
-        "private_key_id": "0123456789abcdef",
-        "private_key": pem,
-        "client_email": email,
-        "client_id": "1234567890",
-        "token_uri": fake.url + "token",
-    }
-    path.write_text(json.dumps(info))
-    return path
-
-
-# --- auth ----------------------------------------------------------------------------------
-
-
-def test_revoked_grant_needs_the_user_and_new_credentials_are_picked_up(
-    fake: FakeDrive, tmp_path: Path
-) -> None:
-    remote = open_gdrive(fake, tmp_path)
-    remote.check(create=True)
-    fake.revoke_all()
-    with pytest.raises(AuthRequired) as err:
-        remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert str(err.value) == ("Google Drive access was revoked or expired (run `syncd auth drive`)")
-    before = len(fake.requests)
-    with pytest.raises(AuthRequired):
-        remote.check()  # known bad and the file did not change: no request at all
-    assert len(fake.requests) == before
-
-    fake.allow_refresh_token("1//new-grant")
-    write_credentials(fake, remote.cfg.credentials, "1//new-grant", access_token=False)
-    remote.check()  # same remote object: the new file is noticed and used
-    remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert files_below(fake) == {"x.txt": md5(b"x")}
-
-
-def test_missing_credentials(fake: FakeDrive, tmp_path: Path) -> None:
-    remote = open_gdrive(fake, tmp_path, credentials=False)
-    with pytest.raises(AuthRequired, match="no Google Drive credentials at .*run `syncd auth"):
-        remote.check(create=True)
-
-
-def test_expired_access_token_is_refreshed_without_fuss(fake: FakeDrive, tmp_path: Path) -> None:
-    remote = open_gdrive(fake, tmp_path)
-    remote.check(create=True)
-    fake.expire_access_tokens()
-    remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert fake.count("POST", "/token", status=200) == 1
-    assert json.loads(remote.cfg.credentials.read_text())["refresh_token"] == fake.refresh_token
-
-
-def test_loopback_flow_saves_a_refresh_token(fake: FakeDrive, tmp_path: Path) -> None:
-    cfg = drive_config(fake, tmp_path)
-    write_client_secrets(fake, cfg.client_secrets)
-    said: list[str] = []
-    box: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            box["path"] = auth_drive(cfg, no_browser=True, out=said.append, ports=(0,), timeout=20)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            box["error"] = exc
-
-    flow = threading.Thread(target=run)
-    flow.start()
-    url = next(line.strip() for line in _wait_lines(said) if "/auth?" in line)
-    with urllib.request.urlopen(url, timeout=10) as resp:  # the "browser": consent, redirect
-        assert b"authentication flow has completed" in resp.read()
-    flow.join(20)
-    assert "error" not in box, box.get("error")
-    saved = json.loads(cfg.credentials.read_text())
-    assert saved["refresh_token"].startswith("1//fake-refresh-")
-    assert cfg.credentials.stat().st_mode & 0o777 == 0o600
-    assert fake.granted_scopes == ["https://www.googleapis.com/auth/drive.file"]
-    text = "\n".join(said)
-    assert "drive.file" in text and "gdrive:/syncd/<project>" in text and "scope: full" in text
-    assert "ssh -L " in text and "Signed in as fake.user@example.com." in text
-    assert "no restart needed" in text
-    remote = open_gdrive(fake, tmp_path)  # the daemon side can use what the flow saved
-    remote.check(create=True)
-    remote.upload("x.txt", src(tmp_path, b"x"), None)
-
-
-def _wait_lines(said: list[str]) -> list[str]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if any("Waiting for the answer" in line for line in said):
-            return "\n".join(said).splitlines()
-        time.sleep(0.02)
-    raise AssertionError(f"the flow printed no URL: {said}")
-
-
-def test_auth_drive_without_an_oauth_client_says_what_to_do(
-    fake: FakeDrive, tmp_path: Path
-) -> None:
-    from syncd.errors import SyncdError
-
-    with pytest.raises(SyncdError, match="no OAuth client at .*Desktop app"):
-        auth_drive(drive_config(fake, tmp_path), no_browser=True, out=lambda _: None)
-
-
-def test_service_account_setup(fake: FakeDrive, tmp_path: Path) -> None:
-    key = service_account_key(fake, tmp_path)
-    cfg = drive_config(fake, tmp_path)
-    said: list[str] = []
-    saved = auth_drive(cfg, service_account=key, out=said.append, config_path=tmp_path / "c.yaml")
-    assert saved == tmp_path / "drive-service-account.json"
-    assert saved.stat().st_mode & 0o777 == 0o600
-    text = "\n".join(said)
-    assert f"service_account_key: {saved}" in text and "Shared Drive" in text
-    remote = open_gdrive(fake, tmp_path, service_account_key=saved, credentials=False)
-    remote.check(create=True)
-    remote.upload("x.txt", src(tmp_path, b"x"), None)
-    assert files_below(fake) == {"x.txt": md5(b"x")}
-
-
 # --- addresses, folders, listing, request counts -------------------------------------------
 
 
 def test_id_address_uses_that_folder(fake: FakeDrive, tmp_path: Path) -> None:
-    folder = fake.mkdir("Shared/colab-project")
-    remote = open_gdrive(fake, tmp_path, f"gdrive:id={folder}")
+    folder = fake.mkdir("Shared/colab-project")  # made by hand in the web UI
+    address = f"gdrive:id={folder}"
+    hidden = open_gdrive(fake, tmp_path / "f", address)  # drive.file cannot see it
+    with pytest.raises(TargetUnavailable, match="drive.scope: full"):
+        hidden.check(create=True)
+    remote = open_gdrive(fake, tmp_path / "full", address, scope="full")
     remote.check(create=True)
     remote.upload("a/x.txt", src(tmp_path, b"x"), None)
-    assert files_below(fake, "Shared/colab-project") == {"a/x.txt": md5(b"x")}
+    assert files_below(fake, "Shared/colab-project", app=None) == {"a/x.txt": md5(b"x")}
+    fake.open_with(folder)  # picked with syncd ("Open with"): now drive.file sees it
+    picked = open_gdrive(fake, tmp_path / "picked", address)
+    picked.check(create=True)
+    picked.upload("b.txt", src(tmp_path, b"b"), None)
+    assert fake.tree(folder)["b.txt"] == md5(b"b")
     missing = open_gdrive(fake, tmp_path / "m", "gdrive:id=1doesNotExist0000000000000000000")
     with pytest.raises(TargetUnavailable, match="drive.scope: full"):
         missing.check(create=True)
@@ -386,6 +339,7 @@ def test_folder_ids_are_remembered_across_restarts(fake: FakeDrive, tmp_path: Pa
 
 
 def test_concurrent_uploads_create_each_folder_once(fake: FakeDrive, tmp_path: Path) -> None:
+    fake.set_write_limit(rate=100.0, burst=50.0)  # on, but this test is about folders
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
     paths = [src(tmp_path, b"%d" % i, f"f{i}") for i in range(16)]
@@ -407,8 +361,8 @@ def test_concurrent_uploads_create_each_folder_once(fake: FakeDrive, tmp_path: P
 def test_adopting_a_folder_that_holds_the_files_costs_one_listing(
     fake: FakeDrive, tmp_path: Path
 ) -> None:
-    for i in range(300):
-        fake.put_file(f"syncd/p/d{i % 10}/f{i}.txt", b"%d" % i)
+    for i in range(300):  # what syncd itself uploaded earlier (from another machine, say)
+        fake.put_file(f"syncd/p/d{i % 10}/f{i}.txt", b"%d" % i, by=APP)
     fake.reset_log()
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
@@ -416,22 +370,61 @@ def test_adopting_a_folder_that_holds_the_files_costs_one_listing(
         found = remote.stat(f"d{i % 10}/f{i}.txt", None)
         assert found is not None and found.md5 == md5(b"%d" % i)
     assert remote.stat("d0/missing.txt", None) is None
-    # Resolving /syncd/p (get root, two title queries) and one flat listing of the tree.
-    assert fake.count() == 4
+    # Resolving /syncd/p (about.get for My Drive's id, two title queries) and one flat
+    # listing of the tree; never files/root, a 404 under drive.file.
+    assert fake.count() == 4 and fake.count(path_contains="/files/root") == 0
 
 
-@pytest.mark.parametrize(("scope", "calls"), [("file", 3), ("full", 2 + 3)])
+@pytest.mark.parametrize(("scope", "calls"), [("file", 4), ("full", 2 + 3)])
 def test_list_all_pages_and_walks(fake: FakeDrive, tmp_path: Path, scope: str, calls: int) -> None:
-    for i in range(2100):
-        fake.put_file(f"syncd/p/t{i % 3}/d{i % 30}/f{i}.txt", b"x")
-    fake.put_file("syncd/elsewhere.txt", b"not below the root")
+    fake.page_size = 50  # Drive may answer fewer items than asked: 150 files show the paging
+    for i in range(150):
+        fake.put_file(f"syncd/p/t{i % 3}/d{i % 30}/f{i}.txt", b"x", by=APP)
+    fake.put_file("syncd/elsewhere.txt", b"not below the root", by=APP)
+    fake.put_file("syncd/p/by-hand.txt", b"invisible under drive.file")
     remote = open_gdrive(fake, tmp_path, scope=scope)
     remote.check()
     fake.reset_log()
     listed = list(remote.list_all())
-    assert len(listed) == 2100 and all(e.md5 == md5(b"x") for e in listed)
-    # Pages of 1000 (flat); or a query per level of folders, the last one three pages long.
+    hand = ["by-hand.txt"] if scope == "full" else []
+    assert sorted(e.path for e in listed if "/" not in e.path) == hand
+    assert len(listed) == 150 + len(hand) and all(
+        e.md5 == md5(b"x") for e in listed if e.path != "by-hand.txt"
+    )
+    # Pages of 50: 186 items syncd made (flat); or a query per level of folders, the last
+    # one (150 files) three pages long.
     assert fake.count() == calls
+
+
+def test_an_empty_answer_to_a_multi_parent_query_is_asked_again_per_folder(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    for i in range(6):
+        fake.put_file(f"syncd/p/d{i}/f{i}.txt", b"%d" % i)
+    fake.mkdir("syncd/p/empty")
+    remote = open_gdrive(fake, tmp_path, scope="full")
+    remote.check()
+    fake.or_parents_bug = 1.0  # Google issue tracker 149522397, every time
+    fake.reset_log()
+    listed = sorted(e.path for e in remote.list_all())
+    assert listed == [f"d{i}/f{i}.txt" for i in range(6)]
+    queries = [r.query["q"] for r in fake.requests]
+    # the root alone; then the 7 folders together (empty: the bug), then one by one
+    assert len(queries) == 1 + 1 + 7 and " or " in queries[1]
+    assert all(" or " not in q for q in queries[2:])
+
+
+@pytest.mark.parametrize("reason", ["storageQuotaExceeded", "quotaExceeded"])
+def test_a_full_drive_stops_the_target_not_the_file(
+    fake: FakeDrive, tmp_path: Path, reason: str
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    fake.inject(
+        status=403, reason=reason, message="The user's Drive storage quota has been exceeded."
+    )
+    with pytest.raises(TargetUnavailable, match="Google Drive is full"):
+        remote.upload("x.txt", src(tmp_path, b"x"), None)
 
 
 def test_lookups_by_title_are_exact_and_escaped(
@@ -474,6 +467,7 @@ def test_moves_are_one_patch(fake: FakeDrive, tmp_path: Path) -> None:
 
 
 def test_no_file_handle_is_leaked(fake: FakeDrive, tmp_path: Path) -> None:
+    fake.set_write_limit(rate=100.0, burst=50.0)  # on, but this test is about file handles
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
     remote.upload("warm.txt", src(tmp_path, b"w"), None)
@@ -495,6 +489,41 @@ def test_pacer_spaces_requests() -> None:
     for _ in range(150):  # a burst of 100, then 50 at 100/s
         pacer.take()
     assert 0.45 < time.monotonic() - started < 1.5
+
+
+def test_pacer_pauses_every_sender_after_a_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += max(0.0, seconds)
+
+    monkeypatch.setattr(gdrive_api.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(gdrive_api.time, "sleep", sleep)
+    monkeypatch.setattr(retry.random, "uniform", lambda a, b: a)  # no jitter: the floors
+    pacer = Pacer(100.0)
+    pacer.take()
+    pacer.throttled()
+    pacer.throttled()  # another answer of the same burst: one pause covers both
+    started = clock[0]
+    pacer.take()
+    assert clock[0] - started == pytest.approx(1.0)  # every sender waits 1 s
+    pacer.throttled()  # again, with nothing through in between: 2 s
+    started = clock[0]
+    pacer.take()
+    assert clock[0] - started == pytest.approx(2.0) and pacer.slowdowns == 3
+    pacer.succeeded()  # one request got through: the series ends
+    pacer.throttled()
+    started = clock[0]
+    pacer.take()
+    assert clock[0] - started == pytest.approx(1.0)
+    pacer.succeeded()
+    waits = []
+    for _ in range(7):  # rate limits in a row: 1, 2, 4, 8, 16 s, then no longer than 16
+        pacer.throttled()
+        started = clock[0]
+        pacer.take()
+        waits.append(round(clock[0] - started, 3))
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 16.0, 16.0]
 
 
 def test_requests_per_second_is_honoured(fake: FakeDrive, tmp_path: Path) -> None:

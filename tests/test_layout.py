@@ -21,7 +21,6 @@ DEBTS = {
     "remotes/gdrive/folders.py",
     "remotes/gdrive/backend.py",
     "remotes/gdrive/transport.py",
-    "remotes/kaggle/client.py",
 }
 
 

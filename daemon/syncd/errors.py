@@ -10,9 +10,14 @@ from __future__ import annotations
 
 
 class SyncdError(Exception):
-    """Base class: ``str(err)`` is one sentence saying what is wrong and what to do."""
+    """Base class: ``str(err)`` is one sentence saying what is wrong and what to do.
+
+    ``exit_code`` is what the ``syncd`` command exits with when this error ends it
+    (the README's table: 1 failure, 2 usage or config error, 3 daemon not running).
+    """
 
     title = "error"
+    exit_code = 1
 
     def __init__(self, message: str, remedy: str | None = None) -> None:
         self.message = message
@@ -24,17 +29,14 @@ class ConfigError(SyncdError):
     """The configuration file cannot be used; the message names file, line and key."""
 
     title = "configuration error"
+    exit_code = 2
 
 
-class StateUnavailable(ConfigError):
-    """syncd's own state folder cannot be written (a read-only or full disk, permissions).
+class UsageError(SyncdError):
+    """The command asked for something that cannot be (an unknown project, a missing name)."""
 
-    A ``ConfigError`` on purpose: like a broken config it is the setup, not a passing
-    fault, so it exits 2 — which the systemd unit does not restart
-    (``RestartPreventExitStatus=2``) instead of crash-looping every few seconds.
-    """
-
-    title = "state folder unusable"
+    title = "usage error"
+    exit_code = 2
 
 
 class RemoteError(SyncdError):

@@ -84,12 +84,24 @@ class RetryPolicy:
         raise AssertionError("unreachable: attempts must be at least 1")
 
 
+def rate_limit_pause(in_a_row: int) -> float:
+    """Not a retry but a pause of every Drive sender of one account after a rate-limit
+    answer (``remotes.gdrive.transport.Pacer``): at least 1, 2, 4, 8, 16 s while they keep
+    coming (``in_a_row`` from 0), as rclone's drive pacer doubles its sleep, plus full jitter
+    of up to as much again so the paused workers do not resume in lockstep."""
+    ceiling = min(16.0, 2.0**in_a_row)
+    return ceiling + full_jitter(in_a_row, 1.0, 16.0)
+
+
 # Request level: one Drive request (``remotes.gdrive.transport``).
 DRIVE_REQUESTS = RetryPolicy(REQUEST, attempts=5, backoff=Backoff(base=0.25, cap=8.0))
+# The same request when Drive answers "rate limit": expected on Drive, so more tries (rclone:
+# 10 low-level retries); the waits come from the shared pacer's pause (``rate_limit_pause``).
+DRIVE_RATE_LIMITED = RetryPolicy(REQUEST, attempts=10, backoff=DRIVE_REQUESTS.backoff)
 
 
 def kaggle_requests(attempts: int, base: float) -> RetryPolicy:
-    """Request level for one Kaggle call (``remotes.kaggle.client``).
+    """Request level for one Kaggle call (``remotes.kaggle.session``).
 
     Both numbers come from the environment (``SYNCD_KAGGLE_RETRIES``,
     ``SYNCD_KAGGLE_BACKOFF_S``), read at each use so tests can shrink them.

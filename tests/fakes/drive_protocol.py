@@ -1,124 +1,55 @@
-"""The fake Drive's wire protocol: routes, endpoint handlers, uploads, OAuth endpoints.
+"""The fake Drive's endpoints: what each v2 request means, under the caller's scopes.
 
-Owns what each request means: the route table, the v2 endpoints (about,
-files.list/get/insert/update/patch/delete/trash/untrash/generateIds),
-multipart and resumable uploads (sessions, ``Content-Range``, 308s, probes),
-and the OAuth endpoints (``/auth`` consent with a redirect, ``/token`` for
-authorization-code, refresh-token and service-account JWT grants).
-``DriveEndpoints`` is mixed into ``FakeDrive``, which owns the state these
-handlers read and write and the HTTP server in front of them.
+Owns the route table and the handlers: ``about``, ``files.list / get /
+insert / update / patch / delete / trash / untrash / generateIds``, media
+downloads (``alt=media``), uploads (multipart and resumable, with
+``drive_uploads``), the changes feed (``changes.getStartPageToken``,
+``changes.list``), and the OAuth endpoints (delegated to ``drive_oauth``).
+Every request after OAuth carries a bearer token; what it may see is
+``Store.can_see`` for that token's ``Access``.  ``DriveEndpoints`` is mixed
+into ``FakeDrive``, which owns the state and the HTTP server.
+
+Rules enforced here (each tested in tests/test_fake_drive*.py):
+
+- ``root`` is an alias; My Drive has an id of its own, which ``about.get``
+  returns as ``rootFolderId``.  Under drive.file ``GET files/root`` (or its
+  id) is a 404 (rclone commit 1e423d21e) while ``'root' in parents`` and
+  ``root`` as a parent of an insert work.
+- Partial responses: ``fields`` is honoured on every answer (``drive_render``).
+- Creations are throttled per user (``drive_limits.WriteThrottle``).
+- ``files.list`` pages hold at most ``page_size`` items ("Partial or empty
+  result pages are possible even before the end of the files list has been
+  reached", v2 discovery doc, files.list maxResults).
+- Opt-in ``or_parents_bug``: a query ORing several ``in parents`` clauses
+  sometimes answers nothing (Google issue tracker 149522397; rclone's
+  ``fast_list_bug_fix`` re-asks per folder).
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import json
+import random
 import re
-import secrets
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
-from .drive_store import (
-    MAX_PAGE,
-    ROOT_ID,
-    DriveApiError,
-    Item,
-    Store,
-    invalid,
-    json_object,
-    new_file_id,
+from .drive_access import Access
+from .drive_errors import DriveApiError, insufficient_scope, invalid, user_rate_limited
+from .drive_limits import WriteThrottle
+from .drive_oauth import OAuthServer
+from .drive_query import Query
+from .drive_render import partial, render_file
+from .drive_store import Item, Store
+from .drive_uploads import (
+    UploadSession,
+    chunk_step,
+    keep_partial,
+    parse_multipart,
+    session_or_404,
 )
+from .drive_wire import Call, Response, int_param
 
-# --------------------------------------------------------------------------- upload parsing
-
-
-def parse_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], str | None, bytes]:
-    """Split a multipart/related upload into (metadata, media type, media bytes).
-
-    googleapiclient writes the body with email.generator, which uses bare LF
-    line breaks; Google accepts CRLF too, so both are handled.
-    """
-    m = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not content_type.startswith("multipart/related") or m is None:
-        raise invalid("Multipart upload needs a multipart/related body with a boundary.")
-    pieces = re.split(rb"(?:\r?\n)?--" + re.escape(m.group(1).encode()), body)
-    parts: list[tuple[dict[str, str], bytes]] = []
-    for piece in pieces[1:]:
-        if piece.startswith(b"--"):
-            break
-        piece = re.sub(rb"^[ \t]*\r?\n", b"", piece, count=1)
-        blank = re.search(rb"\r?\n\r?\n", piece)
-        head, data = (piece[: blank.start()], piece[blank.end() :]) if blank else (piece, b"")
-        headers = {}
-        for line in head.decode("latin-1").splitlines():
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        parts.append((headers, data))
-    if len(parts) != 2:
-        raise invalid(f"Multipart upload must have 2 parts, got {len(parts)}.")
-    (_, meta_bytes), (media_headers, media) = parts
-    return json_object(meta_bytes), media_headers.get("content-type"), media
-
-
-def parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
-    """`bytes a-b/T` → (a, b, T); `bytes */T` → (None, None, T); `*` totals → None."""
-    if value is None:
-        return None, None, None
-    m = re.fullmatch(r"\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*", value)
-    if m is None:
-        raise invalid(f"Invalid Content-Range: {value}")
-    start, end, total = (None if g in (None, "*") else int(g) for g in m.groups())
-    return start, end, total
-
-
-@dataclass
-class UploadSession:
-    id: str
-    file_id: str | None  # None: the upload creates a file
-    meta: dict[str, Any]
-    mime_type: str | None
-    declared_size: int | None
-    query: dict[str, str]  # addParents/removeParents given when the session started
-    received: bytearray = field(default_factory=bytearray)
-    result: dict[str, Any] | None = None
-
-    def accept(self, start: int, data: bytes) -> None:
-        # Overlap with bytes already stored is allowed (a client may resend a
-        # chunk it is unsure about); only the new tail is appended.
-        if start <= len(self.received):
-            self.received += data[len(self.received) - start :]
-
-    def range_header(self) -> dict[str, str]:
-        return {"Range": f"bytes=0-{len(self.received) - 1}"} if self.received else {}
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-        h = {"Content-Type": "application/json; charset=UTF-8", **(headers or {})}
-        return cls(status, json.dumps(payload).encode(), h)
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: Any  # email.message.Message from http.server
-    body: bytes
-    file_id: str | None = None
-
-    def json_body(self) -> dict[str, Any]:
-        return json_object(self.body)
-
+MAX_PAGE = 1000  # v2 declares no maximum but never returns more than 1000 items per page
 
 FILE_PATH = r"/drive/v2/files/(?P<file_id>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -127,6 +58,8 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/token", "_token"),
         ("GET", r"/auth", "_authorize"),
         ("GET", r"/drive/v2/about", "_about"),
+        ("GET", r"/drive/v2/changes/startPageToken", "_start_page_token"),
+        ("GET", r"/drive/v2/changes", "_changes"),
         ("GET", r"/drive/v2/files/generateIds", "_generate_ids"),
         ("GET", r"/drive/v2/files", "_list"),
         ("POST", r"/drive/v2/files", "_insert"),
@@ -138,6 +71,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST PUT", r"(?:/resumable)?/upload/drive/v2/files(?:/(?P<file_id>[^/]+))?", "_upload"),
     ]
 ]
+UNAUTHENTICATED = {"_token", "_authorize"}
 
 
 class DriveEndpoints:
@@ -148,14 +82,13 @@ class DriveEndpoints:
     _lock: threading.RLock
     _store: Store
     _sessions: dict[str, UploadSession]
-    _access_tokens: set[str]
-    _refresh_tokens: set[str]
-    _service_accounts: set[str]
-    _auth_codes: dict[str, tuple[str, str]]
-    granted_scopes: list[str]
-
-    def issue_token(self) -> str:
-        raise NotImplementedError
+    oauth: OAuthServer
+    throttle: WriteThrottle
+    page_size: int
+    or_parents_bug: float
+    multipart_eats_cr: bool
+    _rng: random.Random
+    _maybe_corrupt: Callable[[bytes], bytes]  # FaultInjection's
 
     def _dispatch(self, call: Call) -> Response:
         try:
@@ -164,8 +97,11 @@ class DriveEndpoints:
                 if m and call.method in methods.split():
                     call.file_id = m.groupdict().get("file_id")
                     # Upload session URIs are capabilities: Google needs no token for them.
-                    if name not in ("_token", "_authorize") and "upload_id" not in call.query:
-                        self._authenticate(call)
+                    if name not in UNAUTHENTICATED and "upload_id" not in call.query:
+                        with self._lock:
+                            call.access = self.oauth.check(call.headers.get("Authorization", ""))
+                        if not call.access.any_drive:
+                            raise insufficient_scope()
                     with self._lock:
                         return getattr(self, name)(call)
             raise DriveApiError(404, "notFound", f"Not Found: {call.method} {call.path}")
@@ -176,92 +112,180 @@ class DriveEndpoints:
             self.internal_errors.append(f"{call.method} {call.path}: {exc!r}")
             return Response.json(500, DriveApiError(500, "backendError", repr(exc)).body())
 
-    def _authenticate(self, call: Call) -> None:
-        auth = call.headers.get("Authorization", "")
-        with self._lock:
-            valid = auth.startswith("Bearer ") and auth[7:] in self._access_tokens
-        if not valid:
-            raise DriveApiError(401, "authError", "Invalid Credentials", "Authorization")
+    # ---------------------------------------------------------------- helpers
 
-    def _render(self, item: Item) -> Response:
-        return Response.json(200, self._store.render(item, self.url))
+    def _file(self, item: Item, call: Call) -> Response:
+        call.result_title = item.title
+        resource = render_file(self._store, item, self.url)
+        return Response.json(200, partial(resource, call.query.get("fields"), "File"))
+
+    def _find(self, call: Call) -> Item:
+        return self._store.find(call.file_id or "", call.access, call.all_drives)
+
+    def _create(
+        self,
+        access: Access | None,
+        meta: dict[str, Any],
+        data: bytes | None,
+        media_type: str | None,
+        throttled: bool = True,
+    ) -> Item:
+        user = access.user if access is not None else ""
+        if throttled:
+            self._store.check_insert(meta, access)  # a bad request is a 400 before a 403
+            if not self.throttle.admit(user):
+                raise user_rate_limited()
+        return self._store.insert(meta, data, media_type, access, access.app if access else "")
+
+    def _commit(
+        self,
+        access: Access | None,
+        file_id: str | None,
+        meta: dict[str, Any],
+        media_type: str | None,
+        data: bytes | None,
+        query: dict[str, str],
+        throttled: bool = True,
+    ) -> Item:
+        if data is not None:
+            data = self._maybe_corrupt(data)
+        if file_id is None:
+            return self._create(access, meta, data, media_type, throttled)
+        item = self._store.find(file_id, access)
+        add, remove = query.get("addParents", ""), query.get("removeParents", "")
+        return self._store.update(item, meta, data, add, remove, access)
+
+    # ---------------------------------------------------------------- OAuth
 
     def _authorize(self, call: Call) -> Response:
-        """The consent page: a user who says yes is redirected back with a one-time code."""
-        redirect_uri = call.query.get("redirect_uri", "")
-        if not redirect_uri.startswith(("http://localhost", "http://127.0.0.1")):
-            raise invalid("redirect_uri must be a loopback address", "redirect_uri")
-        if call.query.get("response_type") != "code" or not call.query.get("client_id"):
-            raise invalid("Missing response_type=code or client_id")
-        code = "4/fake-code-" + secrets.token_urlsafe(12)
-        self._auth_codes[code] = (redirect_uri, call.query.get("scope", ""))
-        sep = "&" if "?" in redirect_uri else "?"
-        return Response(302, b"", {"Location": f"{redirect_uri}{sep}code={code}"})
+        return self.oauth.authorize(call)
 
     def _token(self, call: Call) -> Response:
-        form = dict(parse_qsl(call.body.decode("utf-8", "replace")))
-        grant = form.get("grant_type")
-        invalid_grant = {
-            "error": "invalid_grant",
-            "error_description": "Token has been expired or revoked.",
-        }
-        if grant == "authorization_code":
-            redirect_uri, scope = self._auth_codes.pop(form.get("code", ""), ("", ""))
-            if not redirect_uri or redirect_uri != form.get("redirect_uri"):
-                return Response.json(400, {**invalid_grant, "error_description": "Bad code."})
-            refresh = "1//fake-refresh-" + secrets.token_urlsafe(12)
-            self._refresh_tokens.add(refresh)
-            self.granted_scopes.append(scope)
-            body = {"access_token": self.issue_token(), "expires_in": 3600}
-            body.update(token_type="Bearer", refresh_token=refresh, scope=scope)
-            return Response.json(200, body)
-        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            if jwt_issuer(form.get("assertion", "")) not in self._service_accounts:
-                return Response.json(400, invalid_grant)
-        elif grant != "refresh_token":
-            return Response.json(400, {"error": "unsupported_grant_type"})
-        elif form.get("refresh_token") not in self._refresh_tokens:
-            return Response.json(400, invalid_grant)
-        return Response.json(
-            200, {"access_token": self.issue_token(), "expires_in": 3600, "token_type": "Bearer"}
-        )
+        return self.oauth.token(call)
+
+    # ---------------------------------------------------------------- about, ids, changes
 
     def _about(self, call: Call) -> Response:
-        used = str(sum(len(i.content) for i in self._store.items.values()))
-        user = {"displayName": "Fake User", "emailAddress": "fake.user@example.com"}
-        about = {"kind": "drive#about", "name": "Fake User", "user": user, "rootFolderId": ROOT_ID}
-        about.update(quotaType="LIMITED", quotaBytesTotal=str(15 << 30), quotaBytesUsed=used)
-        return Response.json(200, about)
+        assert call.access is not None
+        user = call.access.user
+        used = sum(len(i.content) for i in self._store.items.values() if i.owner == user)
+        total = 0 if user in self._store.no_storage else 15 << 30
+        about: dict[str, Any] = {
+            "kind": "drive#about",
+            "name": user.split("@")[0],
+            "user": {
+                "kind": "drive#user",
+                "displayName": user.split("@")[0],
+                "emailAddress": user,
+                "isAuthenticatedUser": True,
+                "permissionId": "0" * 20,
+            },
+            "rootFolderId": self._store.root_of(user),
+            "quotaType": "LIMITED",
+            "quotaBytesTotal": str(total),
+            "quotaBytesUsed": str(used),
+            "quotaBytesUsedAggregate": str(used),
+            "largestChangeId": str(self._store.changes.largest()),
+            "remainingChangeIds": "0",
+            "isCurrentAppInstalled": True,
+        }
+        return Response.json(200, partial(about, call.query.get("fields"), "About"))
 
     def _generate_ids(self, call: Call) -> Response:
+        assert call.access is not None
         n = int_param(call.query, "maxResults", 10)
         if not 1 <= n <= 1000:
             raise invalid("Invalid Value", "maxResults")
-        ids = [new_file_id() for _ in range(n)]
-        self._store.reserved_ids.update(ids)
-        return Response.json(200, {"kind": "drive#generatedIds", "space": "drive", "ids": ids})
+        if call.query.get("space", "drive") != "drive":
+            raise invalid("Invalid Value", "space")
+        ids = self._store.reserve_ids(call.access.user, n)
+        body = {"kind": "drive#generatedIds", "space": "drive", "ids": ids}
+        return Response.json(200, partial(body, call.query.get("fields"), "GeneratedIds"))
+
+    def _start_page_token(self, call: Call) -> Response:
+        body = {"kind": "drive#startPageToken", "startPageToken": self._store.changes.start_token()}
+        return Response.json(200, partial(body, call.query.get("fields"), "StartPageToken"))
+
+    def _changes(self, call: Call) -> Response:
+        access = call.access
+        assert access is not None
+        n = int_param(call.query, "maxResults", 100)
+        if n < 1:
+            raise invalid("Invalid Value", "maxResults")
+        token = call.query.get("pageToken") or call.query.get("startChangeId") or "1"
+        drives = call.flag("includeItemsFromAllDrives") and call.all_drives
+        store = self._store
+
+        def visible(change: Any) -> bool:
+            return (drives or change.drive_id is None) and store.could_see(change, access)
+
+        include_removed = call.flag("includeDeleted") or "includeDeleted" not in call.query
+        found, next_token = store.changes.page(
+            token, min(n, MAX_PAGE, self.page_size), visible, include_removed
+        )
+        items = []
+        for change in found:
+            entry: dict[str, Any] = {
+                "kind": "drive#change",
+                "id": str(change.id),
+                "fileId": change.file_id,
+                "selfLink": f"{self.url}drive/v2/changes/{change.id}",
+                "modificationDate": change.time,
+                "changeType": "file",
+                "type": "file",
+                "deleted": change.removed,
+            }
+            if not change.removed:
+                entry["file"] = render_file(store, store.items[change.file_id], self.url)
+            items.append(entry)
+        page: dict[str, Any] = {
+            "kind": "drive#changeList",
+            "items": items,
+            "largestChangeId": str(store.changes.largest()),
+        }
+        if next_token is not None:
+            page["nextPageToken"] = next_token
+        else:
+            page["newStartPageToken"] = store.changes.start_token()
+        return Response.json(200, partial(page, call.query.get("fields"), "ChangeList"))
+
+    # ---------------------------------------------------------------- files
 
     def _list(self, call: Call) -> Response:
         n = int_param(call.query, "maxResults", 100)
         if n < 0:
             raise invalid("Invalid Value", "maxResults")
-        q, token = call.query.get("q", ""), call.query.get("pageToken")
-        items, next_token = self._store.list(q, min(n or 100, MAX_PAGE), token)
-        page: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False}
-        page["items"] = [self._store.render(i, self.url) for i in items]
-        if next_token:
-            page["nextPageToken"] = next_token
-        return Response.json(200, page)
+        query = Query(call.query.get("q", ""), lambda i: self._store.resolve(i, call.access))
+        page: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False, "items": []}
+        if self.or_parents_bug and query.or_of_parents and self._rng.random() < self.or_parents_bug:
+            return Response.json(200, partial(page, call.query.get("fields"), "FileList"))
+        drive_id = call.query.get("driveId") or call.query.get("teamDriveId") or None
+        all_drives = call.flag("includeItemsFromAllDrives") and call.all_drives
+        if drive_id is not None and not all_drives:
+            raise invalid("The includeItemsFromAllDrives parameter must be set to true.")
+        matches = self._store.search(query, call.access, drive_id, all_drives)
+        start = 0
+        token = call.query.get("pageToken")
+        if token:
+            m = re.fullmatch(r"~p(\d+)", token)
+            if m is None:
+                raise invalid("Invalid Value", "pageToken")
+            start = int(m.group(1))
+        end = start + min(n or 100, MAX_PAGE, self.page_size)
+        page["items"] = [render_file(self._store, i, self.url) for i in matches[start:end]]
+        if end < len(matches):
+            page["nextPageToken"] = f"~p{end}"
+        return Response.json(200, partial(page, call.query.get("fields"), "FileList"))
 
     def _insert(self, call: Call) -> Response:
-        return self._render(self._store.insert(call.json_body(), None, None))
+        return self._file(self._create(call.access, call.json_body(), None, None), call)
 
     def _get(self, call: Call) -> Response:
-        item = self._store.get(call.file_id or "")
+        item = self._find(call)
         if call.query.get("alt") != "media":
-            return self._render(item)
-        if item.mime_type.startswith("application/vnd.google-apps."):
-            msg = "Only files with binary content can be downloaded."
+            return self._file(item, call)
+        if not item.has_blob:
+            msg = "Only files with binary content can be downloaded. Use Export with Docs Editors."
             raise DriveApiError(403, "fileNotDownloadable", msg, "alt")
         data, headers = item.content, {"Content-Type": item.mime_type}
         m = re.fullmatch(r"bytes=(\d+)-(\d*)", call.headers.get("Range", ""))
@@ -274,19 +298,17 @@ class DriveEndpoints:
         return Response(206, data[start : end + 1], headers)
 
     def _update(self, call: Call) -> Response:
-        return self._render(self._commit(call.file_id, call.json_body(), None, None, call.query))
+        item = self._commit(call.access, call.file_id, call.json_body(), None, None, call.query)
+        return self._file(item, call)
 
     def _delete(self, call: Call) -> Response:
-        self._store.delete(call.file_id or "")
+        self._store.delete(self._find(call))
         return Response(204)
 
     def _trash(self, call: Call, trashed: bool = True) -> Response:
-        item = self._store.get(call.file_id or "")
-        if item.id == ROOT_ID:
-            raise DriveApiError(403, "insufficientFilePermissions", "The root cannot be trashed.")
-        item.explicitly_trashed = trashed
-        item.touch(modified=False)  # trashing bumps the version but not modifiedDate
-        return self._render(item)
+        item = self._find(call)
+        self._store.set_trashed(item, trashed)
+        return self._file(item, call)
 
     def _untrash(self, call: Call) -> Response:
         return self._trash(call, trashed=False)
@@ -302,43 +324,25 @@ class DriveEndpoints:
         if kind == "resumable":
             return self._start_session(call)
         if kind == "multipart":
-            meta, media_type, data = parse_multipart(
-                call.body, call.headers.get("Content-Type", "")
-            )
+            content_type = call.headers.get("Content-Type", "")
+            eat_cr = self.multipart_eats_cr
+            meta, media_type, data = parse_multipart(call.body, content_type, eat_cr)
         elif kind == "media":
             meta, media_type, data = {}, call.headers.get("Content-Type"), call.body
         else:
             raise invalid(f"Invalid upload type: {kind}", "uploadType")
-        return self._render(self._commit(call.file_id, meta, media_type, data, call.query))
-
-    def _commit(
-        self,
-        file_id: str | None,
-        meta: dict[str, Any],
-        media_type: str | None,
-        data: bytes | None,
-        query: dict[str, str],
-    ) -> Item:
-        if file_id is None:
-            return self._store.insert(meta, data, media_type)
-        add, remove = query.get("addParents", ""), query.get("removeParents", "")
-        return self._store.update(file_id, meta, data, add, remove)
+        item = self._commit(call.access, call.file_id, meta, media_type, data, call.query)
+        return self._file(item, call)
 
     def _start_session(self, call: Call) -> Response:
         meta = call.json_body()
         if call.file_id is None:
-            self._store.check_insert(meta)
+            self._store.check_insert(meta, call.access)
+            if not self.throttle.admit(call.access.user if call.access else ""):
+                raise user_rate_limited()  # counted when the session opens
         else:
-            self._store.get(call.file_id)
-        declared = call.headers.get("X-Upload-Content-Length")
-        session = UploadSession(
-            id=secrets.token_urlsafe(24),
-            file_id=call.file_id,
-            meta=meta,
-            mime_type=call.headers.get("X-Upload-Content-Type"),
-            declared_size=int(declared) if declared else None,
-            query=call.query,
-        )
+            self._find(call)
+        session = UploadSession.open(call.file_id, meta, call.headers, call.query, call.access)
         self._sessions[session.id] = session
         target = "" if call.file_id is None else "/" + call.file_id
         location = (
@@ -347,54 +351,28 @@ class DriveEndpoints:
         return Response(200, b"", {"Location": location})
 
     def _upload_chunk(self, call: Call) -> Response:
-        session = self._sessions.get(call.query["upload_id"])
-        if session is None:
-            raise DriveApiError(404, "notFound", "No upload session with this id.", "upload_id")
+        session = session_or_404(self._sessions, call.query["upload_id"])
         if session.result is not None:  # a probe after completion gets the file again
+            call.result_title = session.result_title
             return Response.json(200, session.result)
-        header = call.headers.get("Content-Range")
-        if header is None:  # googleapiclient sends an empty upload without Content-Range
-            start, end, total = 0, len(call.body) - 1, len(call.body)
-        else:
-            start, end, total = parse_content_range(header)
-        if total is not None and session.declared_size not in (None, total):
-            raise invalid("Content-Range total differs from X-Upload-Content-Length.")
-        if start is not None and end is not None:
-            if end - start + 1 != len(call.body):
-                raise invalid("Content-Range does not match the request body length.")
-            session.accept(start, call.body)
-        if total is not None and len(session.received) > total:
-            raise invalid("More bytes received than the declared total.")
-        if total is not None and len(session.received) == total:
-            item = self._commit(
-                session.file_id,
-                session.meta,
-                session.mime_type,
-                bytes(session.received),
-                session.query,
-            )
-            session.result, session.received = self._store.render(item, self.url), bytearray()
-            return Response.json(200, session.result)
-        return Response(308, b"", session.range_header())
+        if not chunk_step(session, call.headers.get("Content-Range"), call.body):
+            return Response(308, b"", session.range_header())
+        data = bytes(session.received)
+        item = self._commit(
+            session.access,
+            session.file_id,
+            session.meta,
+            session.mime_type,
+            data,
+            session.query,
+            throttled=False,
+        )
+        resource = render_file(self._store, item, self.url)
+        session.result = partial(resource, session.query.get("fields"), "File")
+        call.result_title = session.result_title = item.title
+        session.received = bytearray()
+        return Response.json(200, session.result)
 
     def _keep_partial_chunk(self, upload_id: str, content_range: str, data: bytes) -> None:
-        with self._lock, contextlib.suppress(DriveApiError):
-            session = self._sessions.get(upload_id)
-            start = parse_content_range(content_range)[0]
-            if session is not None and session.result is None and start is not None:
-                session.accept(start, data)
-
-
-def jwt_issuer(assertion: str) -> str | None:
-    try:
-        payload = assertion.split(".")[1]
-        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iss"]
-    except (IndexError, ValueError, KeyError, TypeError):
-        return None
-
-
-def int_param(query: dict[str, str], name: str, default: int) -> int:
-    try:
-        return int(query.get(name, default))
-    except ValueError as exc:
-        raise invalid("Invalid Value", name) from exc
+        with self._lock:
+            keep_partial(self._sessions.get(upload_id), content_range, data)

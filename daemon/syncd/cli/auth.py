@@ -14,7 +14,8 @@ import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import DriveConfig
+from ..config import DriveConfig, load_config
+from ..errors import ConfigError, SyncdError
 
 
 def _scope_text(cfg: DriveConfig) -> str:
@@ -66,13 +67,20 @@ def auth_drive(
         grant = service_account_flow(cfg, service_account.expanduser(), install_to)
         out(f"Service account {grant.email} works (checked against Google Drive).")
         out(f"Saved its key to {grant.saved_to} (mode 0600).")
+        lines = []
         if cfg.service_account_key is None or cfg.service_account_key != grant.saved_to:
+            lines.append(f"    service_account_key: {grant.saved_to}")
+        if cfg.scope != "full":  # with drive.file it would not see the folder shared with it
+            lines.append("    scope: full")
+        if lines:
             where = f" in {config_path}" if config_path else ""
-            out(f"Add this under `drive:`{where}:\n\n    service_account_key: {grant.saved_to}\n")
+            out(f"Add this under `drive:`{where}:\n\n" + "\n".join(lines) + "\n")
         out(
             "Service accounts have no storage of their own: share a Shared Drive folder with\n"
             f"{grant.email} and mirror into it with `mirror.to: gdrive:id=<folderId>`."
         )
+        if cfg.scope == "full" and cfg.service_account_key == grant.saved_to:
+            prove_targets(config_path, cfg, out)
         return grant.saved_to
 
     opener = open_browser or (lambda url: webbrowser.open(url, new=1, autoraise=True))
@@ -95,4 +103,34 @@ def auth_drive(
     out(f"Signed in as {grant.email}.")
     out(f"Saved the Drive credentials to {grant.saved_to} (mode 0600).")
     out("A running syncd picks them up at its next retry; no restart needed.")
+    prove_targets(config_path, cfg, out)
     return grant.saved_to
+
+
+def prove_targets(config_path: Path | None, cfg: DriveConfig, out: Callable[[str], None]) -> None:
+    """Find (or make, before a first sync) every project's Drive folder with the new grant.
+
+    A working token is not a working mirror: under drive.file syncd must own the
+    folder it writes into.  Raises ``SyncdError`` naming the first project that
+    cannot reach its folder.
+    """
+    from ..remotes.gdrive.probe import probe, synced_before
+
+    if config_path is None:
+        return
+    try:
+        config = load_config(config_path)
+    except ConfigError:
+        return  # `syncd doctor` reports the config itself
+    for pc in config.projects:
+        if pc.mirror is None or pc.mirror.to.kind != "gdrive":
+            continue
+        to = pc.mirror.to
+        first = not synced_before(config.path, pc.name, to.raw)
+        try:
+            reached = probe(cfg, to, pc.name, create=first)
+        except SyncdError as exc:
+            what = f"{pc.name}: {to} is not reachable: {exc.message}"
+            raise SyncdError(what, exc.remedy) from exc
+        verb = "created" if reached.created else "found"
+        out(f"{pc.name}: {verb} {to} on Google Drive (folder id {reached.folder_id}).")

@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import re
-import sys
+import os
 from pathlib import Path
 
-from .context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, config_path, load
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    from ..config import render_initial_config
-
-    path = config_path(args)
-    folder = Path(args.dir).expanduser().resolve()
-    if path.exists():
-        print(
-            f"{path} already exists; add the project to it by hand (see config.example.yaml).",
-            file=sys.stderr,
-        )
-        return EXIT_FAIL
-    if not folder.is_dir():
-        print(f"{folder} is not a folder; pass the project folder to mirror.", file=sys.stderr)
-        return EXIT_USAGE
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.name).strip("-._") or "project"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_initial_config(folder, name))
-    print(f"wrote {path} with project '{name}' ({folder} → gdrive:/syncd/{name}).")
-    print("Next: `syncd auth drive`, then `syncd run` (or `syncd service install`).")
-    return EXIT_OK
+from ..errors import UsageError
+from .context import EXIT_FAIL, EXIT_OK, EXIT_USAGE, config_path, load, say
 
 
 def cmd_service(args: argparse.Namespace) -> int:
@@ -40,8 +18,16 @@ def cmd_service(args: argparse.Namespace) -> int:
             print(line)
         return EXIT_OK
     if args.action == "install":
-        config = load(args)  # refuse to install a service that would fail on a bad config
-        lines = service.install(config_path=config.path, dry_run=args.dry_run)
+        from .service_env import credentials_story
+
+        path = config_path(args)
+        if args.dry_run and not path.exists():  # show the unit before there is a config
+            lines = service.install(config_path=path, dry_run=True)
+            lines.append(f"(there is no config at {path} yet: `syncd init DIR` writes one)")
+        else:
+            config = load(args)  # refuse to install a service that fails on a bad config
+            lines = service.install(config_path=config.path, dry_run=args.dry_run)
+            lines += credentials_story(config)
     else:
         lines = service.uninstall(dry_run=args.dry_run)
     for line in lines:
@@ -50,22 +36,34 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_checks
+    from .doctor import CONFIG_BROKEN, run_checks
 
-    worst = EXIT_OK
+    failures, code = 0, EXIT_OK
     for level, message in run_checks(config_path(args)):
-        print(f"[{level}] {message}")
-        if level == "fail":
-            worst = EXIT_FAIL
-    return worst
+        print(f"[{'fail' if level == CONFIG_BROKEN else level}] {message}")
+        if level in ("fail", CONFIG_BROKEN):
+            failures += 1
+            code = EXIT_USAGE if level == CONFIG_BROKEN else max(code, EXIT_FAIL)
+    if failures:
+        problems = f"{failures} problem{'s' if failures > 1 else ''}"
+        say(f"doctor found {problems}; each [fail] line above says how to fix it")
+    return code
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
     if args.service == "kaggle":
+        from ..config import KaggleConfig
+        from ..remotes.kaggle.credentials import store_from
         from ..snapshot.service import check_kaggle_credentials
 
-        config = load(args)
-        print(check_kaggle_credentials(config.kaggle))
+        if args.source and args.from_env:
+            raise UsageError("give SOURCE or --from-env, not both")
+        if args.source:
+            print(store_from(args.source))
+        elif args.from_env:
+            print(_store_from_environment())
+        kaggle = load(args).kaggle if config_path(args).exists() else KaggleConfig()
+        print(check_kaggle_credentials(kaggle))
         return EXIT_OK
     from ..config import DriveConfig
     from .auth import auth_drive
@@ -80,3 +78,26 @@ def cmd_auth(args: argparse.Namespace) -> int:
         config_path=path if path.exists() else None,
     )
     return EXIT_OK
+
+
+def _store_from_environment() -> str:
+    """``syncd auth kaggle --from-env``: what this shell's KAGGLE_* variables hold, stored
+    where a service finds it (a service does not see the shell's variables)."""
+    from ..remotes.kaggle.credentials import store_from, store_legacy, store_token, tilde
+
+    token = os.environ.get("KAGGLE_API_TOKEN", "").strip()
+    user, key = os.environ.get("KAGGLE_USERNAME", ""), os.environ.get("KAGGLE_KEY", "")
+    if token:
+        if Path(token).expanduser().is_file():  # the variable may name a file holding it
+            return store_from(token)
+        saved, what, names = store_token(token), "API token", "KAGGLE_API_TOKEN"
+    elif user and key:
+        saved, what, names = store_legacy(user, key), "legacy key", "KAGGLE_USERNAME/KAGGLE_KEY"
+    else:
+        raise UsageError(
+            "--from-env: neither KAGGLE_API_TOKEN nor KAGGLE_USERNAME and KAGGLE_KEY are set "
+            "in this shell",
+            "give the token or kaggle.json instead: `syncd auth kaggle -` or "
+            "`syncd auth kaggle path/to/kaggle.json`",
+        )
+    return f"Saved the {what} from {names} to {tilde(saved)} (mode 0600), where a service finds it."

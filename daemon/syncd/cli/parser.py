@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import NoReturn
 
 from .. import __version__
 from .commands_daemon import (
@@ -15,8 +16,10 @@ from .commands_daemon import (
     cmd_stop,
     cmd_sync,
 )
-from .commands_setup import cmd_auth, cmd_doctor, cmd_init, cmd_service
+from .commands_setup import cmd_auth, cmd_doctor, cmd_service
 from .commands_snapshot import cmd_snapshot, cmd_snapshots
+from .commands_train import cmd_runs, cmd_train
+from .init import cmd_init
 
 
 def _common_options(parser: argparse.ArgumentParser, default: object) -> None:
@@ -33,11 +36,20 @@ def _common_options(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), like every other syncd error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # allow_abbrev=False: `--confirm` must not quietly mean `--confirm-deletes`.
+    common = _Parser(add_help=False, allow_abbrev=False)
     _common_options(common, argparse.SUPPRESS)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="syncd",
+        allow_abbrev=False,
         description="Mirror project folders to Google Drive and snapshot them to Kaggle.",
     )
     _common_options(parser, None)
@@ -45,12 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_: str):
-        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        p = sub.add_parser(
+            name, parents=[common], help=help_, description=help_, allow_abbrev=False
+        )
         p.set_defaults(func=func)
         return p
 
-    p = add("init", cmd_init, "write a config with one project for DIR if none exists")
+    p = add("init", cmd_init, "write a config that mirrors DIR (or add DIR to the config)")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR")
+    p.add_argument(
+        "--to",
+        metavar="ADDRESS",
+        help="mirror target: local:DIR or gdrive:/PATH (default: gdrive:/syncd/NAME when Drive "
+        "credentials exist, else local:~/syncd-mirror/NAME); on a project, switches it",
+    )
+    p.add_argument(
+        "--snapshot",
+        metavar="OWNER/SLUG",
+        help="also snapshot DIR to this Kaggle dataset (slug: 6-50 of a-z, 0-9, -)",
+    )
     p = add("run", cmd_run, "run the daemon in the foreground (what the service runs)")
     p.add_argument("--log-file", help="log to this file (rotated at 10 MB) instead of stderr")
     p = add("status", cmd_status, "what the daemon is doing (exit 3 if it is not running)")
@@ -78,8 +103,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("snapshots", cmd_snapshots, "version history: number, time, files, size, status")
     p.add_argument("project", nargs="?", metavar="PROJECT")
     p.add_argument("--json", action="store_true")
+    # --- training runs on Kaggle GPUs (cli/commands_train.py) ---
+    p = add("train", cmd_train, "run the latest snapshot on a Kaggle GPU and bring outputs home")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("-m", "--message", help="what this run tries (goes into a new snapshot's notes)")
+    p.add_argument("--wait", action="store_true", help="stream the run; exit 0 on COMPLETE")
+    p.add_argument(
+        "--gpu", metavar="SHAPE", help="Kaggle accelerator id (default train.machine_shape)"
+    )
+    p.add_argument("--command", metavar="CMD", help="what to run (default train.command)")
+    p = add("runs", cmd_runs, "run history; `syncd runs stop RUN` stops a running one")
+    p.add_argument("words", nargs="*", metavar="PROJECT | stop RUN")
+    p.add_argument("--yes", action="store_true", help="stop without asking")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, help="show this many runs (default 50)")
     p = add("auth", cmd_auth, "set up and check credentials")
     p.add_argument("service", choices=["drive", "kaggle"])
+    p.add_argument(
+        "source",
+        nargs="?",
+        metavar="SOURCE",
+        help="kaggle: store a kaggle.json or a token file, or - to paste an API token",
+    )
+    p.add_argument(
+        "--from-env",
+        action="store_true",
+        help="kaggle: store what KAGGLE_API_TOKEN or KAGGLE_USERNAME/KAGGLE_KEY hold in this "
+        "shell, where a service finds it",
+    )
     p.add_argument(
         "--no-browser",
         action="store_true",

@@ -7,6 +7,7 @@ so the same text comes out with and without a running daemon.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,9 +71,13 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
                 f"  snapshot {s['dataset']}: {version} ({s.get('status') or '-'}), "
                 f"last {_ago(s.get('last_at'), now)}, next {s.get('next_at') or '-'}"
             )
-        r = p.get("run")
-        if r:
-            lines.append(f"  run      {r['kernel']} v{r.get('version')}: {r.get('status')}")
+        for run in p.get("runs") or []:  # active runs and the last few (train/)
+            where = f"v{run['version']}" if run.get("version") else "not pushed"
+            lines.append(
+                f"  run      {run['id']} {run['kernel']} {where} on {run['machine_shape']}, "
+                f"snapshot v{run['snapshot_version']}: {run['state']}"
+                + (f" — {run['failure']}" if run.get("failure") else "")
+            )
     return "\n".join(lines)
 
 
@@ -87,3 +92,22 @@ def snapshot_history(history: list[dict[str, Any]]) -> list[str]:
             f"{h['status']:9}  {first_line[:60]}"
         )
     return lines
+
+
+def sync_lines(result: dict[str, Any]) -> Iterator[tuple[bool, str]]:
+    """``syncd sync``'s answer as (is_a_problem, line) pairs: problems go to stderr."""
+    if not result.get("once"):
+        for name in result["projects"]:
+            yield False, f"asked the daemon to reconcile {name} now."
+        return
+    for p in result["projects"]:
+        for path, why in p["skipped"].items():
+            yield True, f"{p['name']}: skipped {path}: {why}"
+        if p["problem"]:
+            yield True, f"{p['name']}: {p['problem']}"
+        if p["files"] is not None:
+            yield (
+                False,
+                f"{p['name']}: {p['files']} files ({human_size(p['bytes'])}) mirrored to "
+                f"{p['target']}; {p['pending']} pending, {len(p['skipped'])} skipped",
+            )

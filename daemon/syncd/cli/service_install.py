@@ -150,7 +150,8 @@ def _find_exe(syncd_exe: str | None) -> str:
         # survives upgrades where the file it points to does not.
         argv0 = Path(sys.argv[0])
         found = str(argv0) if argv0.name == "syncd" and argv0.is_file() else None
-        found = found or shutil.which("syncd")
+        beside = Path(sys.executable).parent / "syncd"  # `python -m syncd` in a venv
+        found = found or (str(beside) if beside.is_file() else None) or shutil.which("syncd")
         if not found:
             raise SyncdError(
                 "cannot find the syncd executable to put in the service file",
@@ -215,7 +216,7 @@ def install(
     target = _target(kind, home)
     exe = _find_exe(syncd_exe)
     config = config_path.expanduser().resolve()
-    if not config.is_file():
+    if not config.is_file() and not dry_run:
         # The service would fail with a config error on every start.
         raise SyncdError(
             f"there is no config file at {config}",

@@ -17,6 +17,7 @@ from .model import (
     ProjectConfig,
     RemoteAddress,
     SnapshotConfig,
+    TrainConfig,
 )
 from .template import render_initial_config
 from .values import default_config_path, parse_address, parse_duration, resolve_path
@@ -29,6 +30,7 @@ __all__ = [
     "ProjectConfig",
     "RemoteAddress",
     "SnapshotConfig",
+    "TrainConfig",
     "default_config_path",
     "load_config",
     "parse_address",

@@ -21,7 +21,16 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError
-from .model import Config, DriveConfig, KaggleConfig, MirrorConfig, ProjectConfig, SnapshotConfig
+from .model import (
+    Config,
+    DriveConfig,
+    KaggleConfig,
+    MirrorConfig,
+    ProjectConfig,
+    SnapshotConfig,
+    TrainConfig,
+)
+from .overlap import check_projects_apart
 from .values import (
     cron_schedule,
     dataset_ref,
@@ -34,6 +43,19 @@ from .values import (
     subfolder,
     worker_count,
 )
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+}
+
+
+def one_line(message: str) -> str:
+    """The message with the file's own text made printable: a key or value echoed from the
+    file may hold a line break or a control character, and an error is one line."""
+    return message.translate(_CONTROL).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
 
 # --- the schema: one table per section; keys are the dataclass field names --------------------
 
@@ -76,12 +98,46 @@ _SNAPSHOT = {
     "include": _Field("strings"),
     "exclude": _Field("strings"),
 }
+
+
+def _train_poll(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError(f"{seconds:g}s is too often to ask Kaggle (at least 1s)")
+    return seconds
+
+
+def _kept_kernels(count: int) -> int:
+    if count < 0:
+        raise ValueError(f"must be 0 or more, got {count}")
+    return count
+
+
+def _command(text: str) -> str:
+    if not text.strip():
+        raise ValueError("needs a command, e.g. python train.py")
+    return text.strip()
+
+
+# `syncd train`: Kaggle's own rules (accelerator ids, slugs, the P100) are checked by `train`.
+_TRAIN = {
+    "command": _Field("str", check=_command),
+    "machine_shape": _Field("str"),
+    "internet": _Field("bool"),
+    "timeout": _Field("duration", check=positive),
+    "outputs": _Field("str", check=subfolder),
+    "docker_image": _Field("str"),
+    "poll": _Field("duration", check=_train_poll),
+    "stalled_after": _Field("duration", check=positive),
+    "notify": _Field("bool"),
+    "keep_kernels": _Field("int", check=_kept_kernels),
+}
 _PROJECT = {
     "name": _Field("str", required=True, check=project_name),
     "path": _Field("path", required=True),
     "mirror": _Field("section", schema=_MIRROR),
     "ignore": _Field("strings"),
     "snapshot": _Field("section", schema=_SNAPSHOT),
+    "train": _Field("section", schema=_TRAIN),
 }
 _ROOT = {
     "drive": _Field("section", schema=_DRIVE),
@@ -143,7 +199,7 @@ class _Section:
     def error(self, key: str | None, message: str, remedy: str | None = None) -> ConfigError:
         line = self.lines.get(key, self.line) if key else self.line
         where = _join(self.keypath, key) if key else self.keypath
-        return ConfigError(f"{self.label}:{line}: {where}: {message}", remedy)
+        return ConfigError(one_line(f"{self.label}:{line}: {where}: {message}"), remedy)
 
 
 class _Reader:
@@ -155,7 +211,7 @@ class _Reader:
 
     def error(self, node: Node, keypath: str, message: str) -> ConfigError:
         where = f"{keypath}: " if keypath else ""
-        return ConfigError(f"{self.label}:{node.start_mark.line + 1}: {where}{message}")
+        return ConfigError(one_line(f"{self.label}:{node.start_mark.line + 1}: {where}{message}"))
 
     def section(self, node: Node, schema: dict[str, _Field], keypath: str) -> _Section:
         if not isinstance(node, MappingNode):
@@ -236,32 +292,20 @@ def _project(section: _Section) -> ProjectConfig:
     values["mirror"] = _mirror(values["mirror"]) if "mirror" in values else None
     if "snapshot" in values:
         values["snapshot"] = SnapshotConfig(**values["snapshot"].values)
+    if "train" in section.lines:
+        _train(section, values)
     return ProjectConfig(**values)
 
 
-def _check_projects_apart(sections: tuple[_Section, ...], projects: list[ProjectConfig]) -> None:
-    """Names and folders are unique, and no local mirror target overlaps a project folder."""
-    for i, (section, project) in enumerate(zip(sections, projects, strict=True)):
-        for j, other in enumerate(projects[:i]):
-            if other.name == project.name:
-                raise section.error("name", f"{project.name!r} is already used by projects[{j}]")
-            if other.path == project.path:
-                raise section.error("path", f"{project.path} is already project {other.name!r}")
-        to = project.mirror.to if project.mirror else None
-        if to is None or to.kind != "local":
-            continue
-        # A target inside a watched folder (or around this one) gets its own copies uploaded
-        # again: with its own project that never ends, with another it ping-pongs.
-        target = Path(to.path or "")
-        for other in projects:
-            inside = target.is_relative_to(other.path)
-            if inside or (other is project and project.path.is_relative_to(target)):
-                whose = "the project folder" if other is project else f"project {other.name!r}"
-                raise section.get("mirror").error(
-                    "to",
-                    f"{to.raw} {'is inside' if inside else 'contains'} {whose} ({other.path})",
-                    "syncd would mirror into itself; choose a folder outside it",
-                )
+def _train(section: _Section, values: dict[str, Any]) -> None:
+    """``train:`` (an empty one means every default). Its outputs folder joins the project's
+    ignore list, so runs brought home are neither mirrored nor snapshotted."""
+    if "snapshot" not in values:
+        raise section.error("train", "needs a snapshot section: a run trains on a snapshot")
+    given = values.get("train")
+    train = TrainConfig(**given.values) if given is not None else TrainConfig()
+    values["train"] = train
+    values["ignore"] = (*values.get("ignore", ()), "/" + train.outputs)
 
 
 def load_config(path: Path) -> Config:
@@ -287,9 +331,16 @@ def load_config(path: Path) -> Config:
         problem = exc.problem or ""
         if exc.context and (not problem or problem.startswith("but ")):
             problem = f"{exc.context}, {problem}".rstrip(", ")
-        raise ConfigError(f"{label}:{line}: not valid YAML: {problem}") from None
+        raise ConfigError(one_line(f"{label}:{line}: not valid YAML: {problem}")) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ...)
+        line = text[: exc.position].count("\n") + 1
+        what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "a character"
+        raise ConfigError(
+            f"{label}:{line}: not valid YAML: the file holds {what}, which YAML does not allow",
+            "remove it (a text editor shows it as a control character)",
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{label}:1: not valid YAML: {exc}") from None
+        raise ConfigError(one_line(f"{label}:1: not valid YAML: {exc}")) from None
     if root is None:
         raise ConfigError(f"{label}:1: the file is empty", "it needs at least a projects list")
 
@@ -297,7 +348,7 @@ def load_config(path: Path) -> Config:
     top = _Reader(label, file.parent).section(root, _ROOT, "")
     sections: tuple[_Section, ...] = top.values["projects"]
     projects = [_project(section) for section in sections]
-    _check_projects_apart(sections, projects)
+    check_projects_apart(sections, projects)
     drive, kaggle = top.get("drive"), top.get("kaggle")
     return Config(
         path=file,

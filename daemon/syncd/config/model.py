@@ -72,12 +72,30 @@ class SnapshotConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """``train:``: how ``syncd train`` runs the project's latest snapshot on a Kaggle GPU.
+    Kaggle's own rules (accelerator ids, title slugs) are checked by ``train`` before any upload."""
+
+    command: str = "python train.py"  # run in a copy of the snapshot, on Kaggle
+    machine_shape: str = "NvidiaTeslaT4"  # a Kaggle accelerator id (T4 x2)
+    internet: bool = False  # always sent explicitly
+    timeout: float | None = None  # seconds; None: Kaggle's session limit (12 h)
+    outputs: str = "runs/"  # runs come home into <outputs>/<run-id>/; ignored by mirror/snapshots
+    docker_image: str | None = None  # pin a Kaggle image; None: Kaggle's current default
+    poll: float = 30.0  # first poll interval; backs off up to 10x (at most 5 min)
+    stalled_after: float = 3600.0  # RUNNING without new log lines this long: "stalled"
+    notify: bool = True  # a desktop notification when a run ends
+    keep_kernels: int = 5  # finished runs whose Kaggle kernel is kept; older ones are deleted
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     name: str  # [A-Za-z0-9][A-Za-z0-9._-]*, unique
     path: Path  # absolute and resolved; existence is checked by the daemon, per project
     mirror: MirrorConfig | None  # None for a snapshot-only project
     ignore: tuple[str, ...] = ()
     snapshot: SnapshotConfig | None = None
+    train: TrainConfig | None = None  # needs a snapshot section
 
 
 @dataclass(frozen=True)

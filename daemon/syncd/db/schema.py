@@ -6,12 +6,8 @@ grows in place (``migrate``): an index is never thrown away for a new column.
 
 from __future__ import annotations
 
-import errno
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
-
-from ..errors import StateUnavailable
 
 SCHEMA_VERSION = 2  # 2: files.ino and files.ctime_ns (a file is known by more than size+mtime)
 
@@ -99,22 +95,6 @@ def is_corruption(exc: sqlite3.DatabaseError) -> bool:
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return True
     return "integrity check failed" in str(exc) or "not a database" in str(exc)
-
-
-def is_read_only(exc: sqlite3.DatabaseError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN) or "readonly" in str(exc)
-
-
-def state_unavailable(path: Path, exc: OSError | sqlite3.DatabaseError) -> StateUnavailable:
-    """One sentence for a state folder syncd cannot write (read-only disk, permissions)."""
-    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    if isinstance(exc, OSError) and exc.errno == errno.EROFS or "readonly" in str(exc):
-        why = "it is on a read-only disk"
-    return StateUnavailable(
-        f"cannot write syncd's state in {path.parent}: {why}",
-        "make that folder writable (or point XDG_STATE_HOME elsewhere) and start syncd again",
-    )
 
 
 def migrate(conn: sqlite3.Connection) -> None:

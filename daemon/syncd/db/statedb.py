@@ -31,12 +31,10 @@ from .schema import (
     FileRecord,
     ProjectRecord,
     is_corruption,
-    is_read_only,
     migrate,
-    state_unavailable,
 )
 
-__all__ = ["FileRecord", "ProjectRecord", "StateDB", "state_db_path", "state_unavailable"]
+__all__ = ["FileRecord", "ProjectRecord", "StateDB", "state_db_path"]
 
 log = logging.getLogger("syncd.state")
 
@@ -54,14 +52,10 @@ class StateDB:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._conn = self._open()
-        except OSError as exc:
-            raise state_unavailable(path, exc) from None
         except sqlite3.DatabaseError as exc:
-            if is_read_only(exc):
-                raise state_unavailable(path, exc) from None
             if not is_corruption(exc):
                 # Locked, unreadable, disk full: the index is fine, don't throw it away.
                 raise SyncdError(

@@ -35,9 +35,9 @@ from .decide import (
     decide_upload,
 )
 from .facts import entry_of, hash_local, known_of, record, there_of
-from .pool import WorkerPool
 from .summary import BatchSummary
 from .tracker import StateTracker
+from .workers import WorkerPool
 
 log = logging.getLogger("syncd.mirror")
 

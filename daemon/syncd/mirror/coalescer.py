@@ -1,10 +1,12 @@
 """File events → coalesced, settled change sets (no watchdog here: ``service.watcher`` feeds it).
 
 Events only schedule work; they never carry it out.  Each path collects its
-events in a ``Pending`` entry (see ``combine`` for the table), and becomes
-ready once it has been quiet for ``delay`` — or, if it never stops changing,
-once ``max_delay`` has passed since its first event.  The engine re-checks
-every ready path against the disk and the index, so a stale or extra event
+events in a ``Pending`` entry (see ``combine`` for the table).  The pending
+paths become ready together once the *project* has been quiet for ``delay``
+(the config's "quiet time after the last change"), so one burst of edits — a
+save-all, a ``git checkout`` — is one batch and one summary line; a path that
+never stops changing still goes once ``max_delay`` has passed since its first
+event.  The engine re-checks every ready path against the disk and the index, so a stale or extra event
 costs a little work but never a wrong result — while a path the coalescer
 *forgot* would stay wrong on the target until the next full walk.  So no
 event ever makes a touched path leave the set: "create then delete" stays
@@ -87,6 +89,7 @@ class Coalescer:
         self._clock = clock
         self._pending: dict[str, Pending] = {}
         self._rescan = False
+        self._last_event = float("-inf")  # the project's latest event: the quiet window's start
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
@@ -96,6 +99,7 @@ class Coalescer:
     def add(self, path: str, kind: Kind, *, is_dir: bool = False) -> None:
         now = self._clock()
         with self._cond:
+            self._last_event = now
             old = self._pending.get(path)
             new_kind = combine(old.kind if old else None, kind)
             if old is None:
@@ -112,6 +116,7 @@ class Coalescer:
         so a chain of renames is one move); the source itself stays dirty as deleted."""
         now = self._clock()
         with self._cond:
+            self._last_event = now
             old = self._pending.get(src)
             if old is not None and old.kind is Kind.CREATED:
                 # Made within this window: a plain create at the destination (the source's
@@ -155,14 +160,13 @@ class Coalescer:
             self._rescan = True
 
     def _is_ready(self, p: Pending, now: float) -> bool:
-        return now - p.last >= self.delay or now - p.first >= self.max_delay
+        return now - self._last_event >= self.delay or now - p.first >= self.max_delay
 
     def _next_due(self, now: float) -> float | None:
         if not self._pending:
             return None
-        return min(
-            min(p.last + self.delay, p.first + self.max_delay) for p in self._pending.values()
-        )
+        oldest = min(p.first for p in self._pending.values())
+        return min(self._last_event + self.delay, oldest + self.max_delay)
 
     def take_ready(self, timeout: float) -> Batch:
         """Wait up to ``timeout`` seconds until something is ready, and take it."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..config import Config, DriveConfig, ProjectConfig
 from ..db.statedb import StateDB
-from ..errors import RemoteError
+from ..errors import SyncdError
 from ..localfs.ignore import IgnoreRules
 from ..remotes import open_remote
 from .coalescer import Coalescer
@@ -63,9 +63,26 @@ class OnceOutcome:
     @property
     def failed(self) -> bool:
         """Anything short of "every file mirrored" (a cron job should hear about it)."""
-        if self.error or self.paused or self.status is None:
-            return True
-        return bool(self.status.file_errors) or self.status.pending > 0
+        return self.problem is not None or bool(self.status and self.status.file_errors)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the project as a whole is not mirrored, as one sentence; None when it is.
+
+        Files skipped one by one are in ``status.file_errors``, not here.
+        """
+        st = self.status
+        if self.error:
+            return self.error
+        if self.paused:
+            return f"paused: {self.paused}"
+        if st is None:
+            return "nothing was mirrored"
+        if st.state is not ProjectState.IDLE:
+            return f"{st.state.value}: {st.reason or st.last_error or 'the walk did not finish'}"
+        if st.pending:
+            return f"{st.pending} changes are still pending"
+        return None
 
 
 def sync_once(
@@ -85,8 +102,12 @@ def sync_once(
                 continue
             try:
                 engine.full_scan()
-            except RemoteError as exc:
+            except SyncdError as exc:
                 yield OnceOutcome(pc.name, target, None, error=str(exc))
+                continue
+            except Exception as exc:  # one project's bug must not hide the others' outcomes
+                log.debug("%s: sync --once failed", pc.name, exc_info=True)
+                yield OnceOutcome(pc.name, target, None, error=f"unexpected error: {exc}")
                 continue
         finally:
             engine.applier.idle()

@@ -14,7 +14,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,18 +21,21 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from ..config import Config, ProjectConfig, load_config
 from ..db.statedb import StateDB
-from ..errors import ConfigError, SyncdError
+from ..errors import ConfigError
 from ..localfs.ignore import IgnoreRules
 from ..mirror.coalescer import Coalescer
 from ..mirror.once import build_engine
 from ..mirror.runner import POLL_MIN_S, MirrorRunner
+from .controller import Controller
+from .hosts import DaemonHost
 from .ipc import Server, socket_path
+from .protocol import dispatch
 from .sd_notify import SystemdNotifier
-from .status import daemon_status, project_status
 from .watcher import PartialWatch, Watch, Watcher, WatchUnavailable
 
 if TYPE_CHECKING:
     from ..snapshot.service import SnapshotService
+    from ..train.service import TrainService
 
 log = logging.getLogger("syncd.daemon")
 
@@ -70,16 +72,10 @@ class Daemon:
         self._notifier = SystemdNotifier()
         self._ipc: Server | None = None
         self.snapshots: dict[str, SnapshotService] = {}  # imported when a project has one
+        self.trainers: dict[str, TrainService] = {}  # projects with a `train:` section
         self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
-        self._commands: dict[str, Callable[[str | None, dict[str, Any]], Any]] = {
-            "status": self._cmd_status,
-            "pause": self._cmd_pause,
-            "resume": self._cmd_resume,
-            "sync": self._cmd_sync,
-            "snapshot": self._cmd_snapshot,
-            "reload": self._cmd_reload,
-            "stop": self._cmd_stop,
-        }
+        # Every control request goes through the one controller (as the CLI's in-process ones do).
+        self.control = Controller(DaemonHost(self))
 
     # --- projects ------------------------------------------------------------
 
@@ -120,9 +116,28 @@ class Daemon:
         self.snapshots[pc.name] = service
 
     def _stop_snapshots(self, name: str) -> None:
+        trainer = self.trainers.pop(name, None)
+        if trainer is not None:
+            trainer.close()
         service = self.snapshots.pop(name, None)
         if service is not None:
             service.close()
+
+    # --- training runs (train/): follow each project's runs, from where they were --------
+
+    @staticmethod
+    def _training() -> Any:
+        from . import training  # imports train/ only for configs that use it
+
+        return training
+
+    def _start_training(self, pc: ProjectConfig) -> None:
+        snapshots = self.snapshots.get(pc.name)
+        if pc.train is None or snapshots is None:
+            return
+        trainer = self._training().train_service(pc, self.db, self.config.kaggle, snapshots)
+        trainer.start()
+        self.trainers[pc.name] = trainer
 
     def _retire(self, rt: ProjectRuntime) -> MirrorRunner:
         """Stop watching and tell the runner to stop; it closes its remote once done."""
@@ -176,87 +191,14 @@ class Daemon:
         rt.rules.reload()
         rt.engine.request_scan()
 
-    def _select(self, name: str | None) -> list[ProjectRuntime]:
-        if name is None:
-            return list(self.projects.values())
-        if name not in self.projects:
-            known = ", ".join(self.projects) or "none"
-            raise SyncdError(f"no mirrored project named {name!r} (projects: {known})")
-        return [self.projects[name]]
-
     # --- requests (IPC) ------------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> Any:
         """One control request from the socket; see ``ipc`` for the framing."""
-        project = request.get("project")
-        if project is not None and not isinstance(project, str):
-            raise SyncdError('"project" must be a string')
-        command = self._commands.get(request["cmd"])
-        if command is None:
-            raise SyncdError(f"unknown command {request['cmd']!r}")
-        return command(project, request)
-
-    def _cmd_status(self, project: str | None, request: dict[str, Any]) -> Any:
-        return self.status(project)
-
-    def _cmd_pause(self, project: str | None, request: dict[str, Any]) -> Any:
-        for rt in self._select(project):
-            rt.engine.pause()
-        return self.status(project)
-
-    def _cmd_resume(self, project: str | None, request: dict[str, Any]) -> Any:
-        for rt in self._select(project):
-            rt.engine.resume(confirm_deletes=bool(request.get("confirm_deletes")))
-        return self.status(project)
-
-    def _cmd_sync(self, project: str | None, request: dict[str, Any]) -> Any:
-        for rt in self._select(project):
-            rt.engine.request_scan()
-        return self.status(project)
-
-    def _cmd_snapshot(self, project: str | None, request: dict[str, Any]) -> Any:
-        if project is None:
-            if len(self.snapshots) != 1:
-                raise SyncdError("name the project to snapshot (syncd snapshot PROJECT)")
-            project = next(iter(self.snapshots))
-        service = self.snapshots.get(project)
-        if service is None:
-            raise SyncdError(f"project {project!r} has no `snapshot:` section in the config")
-        result = service.take(
-            "manual",
-            request.get("message"),
-            force=bool(request.get("force")),
-            wait=bool(request.get("wait")),
-        )
-        return result.to_dict()
-
-    def _cmd_reload(self, project: str | None, request: dict[str, Any]) -> Any:
-        self.reload()
-        if self.config_error:
-            raise SyncdError(f"kept the previous config: {self.config_error}")
-        return self.status(None)
-
-    def _cmd_stop(self, project: str | None, request: dict[str, Any]) -> Any:
-        self.request_stop()
-        return {"stopping": True}
+        return dispatch(self.control, request)
 
     def status(self, project: str | None = None) -> dict[str, Any]:
-        projects = []
-        for pc in self.config.projects:
-            if project is not None and pc.name != project:
-                continue
-            rt = self.projects.get(pc.name)
-            service = self.snapshots.get(pc.name)
-            projects.append(
-                project_status(
-                    pc,
-                    rt.engine.status() if rt else None,
-                    service.status_block() if service else None,
-                )
-            )
-        if project is not None and not projects:
-            raise SyncdError(f"no project named {project!r}")
-        return daemon_status(projects, self.started, self.config_error)
+        return self.control.status(project)
 
     def _summary(self) -> str:
         states = [f"{name} {rt.engine.state.value}" for name, rt in self.projects.items()]
@@ -269,6 +211,7 @@ class Daemon:
         for pc in self.config.projects:
             self._start_project(pc)
             self._start_snapshots(pc)
+            self._start_training(pc)
         self._scheduler.add_job(
             self.rescan_all,
             "interval",
@@ -329,6 +272,7 @@ class Daemon:
             if name not in self.projects and name not in self.snapshots:
                 self._start_project(pc, after=previous.get(name))
                 self._start_snapshots(pc)
+                self._start_training(pc)
         log.info("config reloaded: %s", self._summary())
 
     def request_stop(self) -> None:

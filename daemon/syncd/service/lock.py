@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from ..db.statedb import state_db_path, state_unavailable
+from ..db.statedb import state_db_path
 from ..errors import SyncdError
 
 
@@ -28,11 +28,8 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:  # a read-only state disk: the setup, not a passing fault
-            raise state_unavailable(self.path, exc) from None
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

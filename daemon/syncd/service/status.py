@@ -1,7 +1,8 @@
 """The shape of ``syncd status --json``: the daemon's, and the same rebuilt from disk.
 
-The JSON shape is a contract (scripts depend on it, see the README): build it
-only here.  Without a daemon, the same shape is rebuilt from the state db with
+The JSON shape is a contract (scripts depend on it, see the README's "status
+--json" section): build it only here.  Without a daemon, the controller fills
+the same shape from the state db (``mirror_status_from_disk``) with
 ``running: false``.  The human rendering of it is the CLI's (``cli.render``).
 """
 
@@ -15,7 +16,7 @@ from .. import __version__
 from ..mirror.model import MirrorStatus, ProjectState
 
 if TYPE_CHECKING:
-    from ..config import Config, ProjectConfig
+    from ..config import ProjectConfig
     from ..db.statedb import StateDB
 
 
@@ -30,7 +31,7 @@ def project_status(
     pc: ProjectConfig,
     mirror: MirrorStatus | None,
     snapshot: dict[str, Any] | None = None,
-    run: dict[str, Any] | None = None,
+    runs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     state = mirror.state.value if mirror else ProjectState.IDLE.value
     return {
@@ -52,57 +53,48 @@ def project_status(
             "watch": mirror.watch,
         },
         "snapshot": snapshot,
-        "run": run,
+        "manifest": None,  # the Drive manifest (`syncd flush`, `syncd colab`): not built yet
+        # Kaggle kernel runs (train/): null for a project without a `train:` section.
+        "runs": runs if runs is not None else ([] if pc.train is not None else None),
     }
 
 
-def daemon_status(
-    projects: list[dict[str, Any]], started: float, config_error: str | None
-) -> dict[str, Any]:
+def header(*, running: bool, started: float | None, config_error: str | None) -> dict[str, Any]:
+    """The top of the shape: whether a daemon answered, and since when."""
     import os
 
     return {
-        "running": True,
-        "pid": os.getpid(),
+        "running": running,
+        "pid": os.getpid() if running else None,
         "version": __version__,
-        "uptime_s": int(time.time() - started),
+        "uptime_s": int(time.time() - started) if running and started is not None else None,
         "config_error": config_error,
-        "projects": projects,
     }
 
 
-def status_from_disk(config: Config, db: StateDB) -> dict[str, Any]:
-    """What the state db remembers, for ``syncd status`` when no daemon runs."""
-    projects = []
-    for pc in config.projects:
-        rec = db.project(pc.name)
-        files, size = db.count(pc.name)
-        if rec.paused:
-            state = ProjectState.PAUSED
-        else:
-            state = ProjectState(rec.state) if rec.state else ProjectState.STARTING
-        mirror = MirrorStatus(
-            state=state,
-            reason=rec.pause_reason if rec.paused else rec.last_error,
-            pending=0,
-            in_flight=0,
-            files=files,
-            bytes=size,
-            last_sync=rec.last_sync,
-            last_error=rec.last_error,
-            conflicts=db.conflict_count(pc.name),
-        )
-        snapshot = None
-        if pc.snapshot is not None:
-            from ..snapshot.store import SnapshotStore  # ~55 ms: only when a project has one
+# Every state a project may have been left in, except "paused" without a pause on record.
+_RESTING_STATES = {s.value for s in ProjectState if s is not ProjectState.PAUSED}
 
-            snapshot = SnapshotStore(db, pc.name, pc.snapshot.dataset).status_block()
-        projects.append(project_status(pc, mirror if pc.mirror else None, snapshot))
-    return {
-        "running": False,
-        "pid": None,
-        "version": __version__,
-        "uptime_s": None,
-        "config_error": None,
-        "projects": projects,
-    }
+
+def mirror_status_from_disk(db: StateDB, name: str) -> MirrorStatus:
+    """What the state db remembers of one project's mirror (no daemon runs it now)."""
+    rec = db.project(name)
+    files, size = db.count(name)
+    if rec.paused:
+        state = ProjectState.PAUSED
+    elif rec.state in _RESTING_STATES:
+        state = ProjectState(rec.state)
+    else:
+        # Never run, or resumed since it was paused: the next start begins from "starting".
+        state = ProjectState.STARTING
+    return MirrorStatus(
+        state=state,
+        reason=rec.pause_reason if rec.paused else rec.last_error,
+        pending=0,
+        in_flight=0,
+        files=files,
+        bytes=size,
+        last_sync=rec.last_sync,
+        last_error=rec.last_error,
+        conflicts=db.conflict_count(name),
+    )

@@ -133,7 +133,10 @@ class SnapshotService:
             result = self._snapshot(trigger, message, force, wait, progress, started)
         except SyncdError as exc:
             self._remember("error", started)
-            log.error("%s: snapshot failed: %s", self.name, exc)
+            # A manual snapshot's failure is reported once, by whoever asked (the CLI prints
+            # it); a triggered one has nobody waiting, so it is the log's to say.
+            level = logging.INFO if trigger == "manual" else logging.ERROR
+            log.log(level, "%s: snapshot failed: %s", self.name, exc)
             raise
         except Exception:
             self._remember("error", started)
@@ -305,6 +308,12 @@ class SnapshotService:
         self.store.update(pending[0].id, status=done.status, version=done.version, url=done.url)
         for record in pending[1:]:
             self.store.update(record.id, status=done.status)
+
+    def settle_pending(self) -> None:
+        """Wait until Kaggle has processed versions uploaded without waiting (``syncd train``
+        needs the version it reuses to be ready)."""
+        if self.store.pending():
+            self._resolve_pending(kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed))
 
     def _poll_later(self, row: int, session: kaggle.KaggleDatasets) -> None:
         def poll() -> None:

@@ -3,8 +3,8 @@
 This module owns the ``Remote`` operations on Drive: stat, uploads, moves as
 metadata patches, ``files.trash`` (never a delete), and pruning emptied
 folders.  Paths ↔ ids, listings and idempotent creates are
-``gdrive_folders``; the transport (pacing, retries, timeouts, errors) is
-``gdrive_api``; credentials are ``gdrive_auth``.  Only the ``gdrive*`` modules
+``folders``; the transport (pacing, retries, timeouts, errors) is
+``transport``; credentials are ``credentials``.  Only the ``remotes/gdrive`` modules
 import pydrive2, googleapiclient or oauth2client.
 
 Idempotent creates: before a file is inserted, an id reserved with
@@ -19,6 +19,8 @@ Uploads never commit a torn file: up to 5 MiB the content is read into memory
 (checked unchanged across the read) and sent in one multipart request; larger
 files are hashed, then sent in 8 MiB resumable chunks read with ``pread``, and
 the chunk that would commit the upload is only sent if the file is unchanged.
+Every upload is verified: the md5 Drive answers must be the one sent
+(``_verified``), else it goes again by the resumable path.
 
 ``stat`` of a path syncd has no id for answers from a listing up to
 ``LISTING_TTL_S`` old (refreshed per folder when stale), so a new file costs
@@ -31,6 +33,7 @@ title, never an overwrite: every write over an existing file is preceded by a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -64,10 +67,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("syncd.gdrive")
 
+VERIFY_SENDS = 3  # sends of one upload (the first, then resumable) before giving up for now
+
 
 def _written(intent: dict[str, Any]) -> tuple[str | None, ...]:
-    """The md5s a file created under this intent may hold while it is only syncd's."""
-    return tuple(m for m in (intent.get("md5"), intent.get("prev")) if m)
+    """The md5s a file created under this intent may hold while it is only syncd's.
+
+    ``bad``: what Drive stored of syncd's own sends that did not arrive intact.
+    """
+    return tuple(m for m in (intent.get("md5"), intent.get("prev"), *intent.get("bad", ())) if m)
 
 
 def _mime(title: str) -> str:
@@ -118,6 +126,11 @@ class GDriveRemote:
             item = self.ns.get(known.id, path)
             if item is not None and not item.trashed and self._is_at(item, path):
                 self.tree.remember(path, item)
+                sent = self._kv_json("sent:" + path)
+                if sent is not None and (sent["id"], sent["md5"]) == (item.id, item.md5):
+                    # syncd's own send that Drive stored wrongly, not someone else's edit:
+                    # to the engine it is still what syncd recorded, so it is replaced.
+                    return dataclasses.replace(item.entry(path), md5=known.md5)
                 return item.entry(path)
             self.tree.forget(path, known.id)
         found = [i for i in self.ns.lookup(path) if known is None or i.id != known.id]
@@ -140,7 +153,10 @@ class GDriveRemote:
         return intent is not None and intent["id"] == item.id and item.md5 in _written(intent)
 
     def _intent(self, path: str) -> dict[str, Any] | None:
-        raw = self.db.kv_get(self.project, "new:" + path)
+        return self._kv_json("new:" + path)
+
+    def _kv_json(self, key: str) -> dict[str, Any] | None:
+        raw = self.db.kv_get(self.project, key)
         return json.loads(raw) if raw else None
 
     def folder(self, path: str) -> RemoteEntry | None:
@@ -168,20 +184,70 @@ class GDriveRemote:
                 if not same_version(before, os.fstat(fd)) or not same_version(before, now):
                     raise SourceChanged()
 
+            size, mime = before.st_size, _mime(split(path)[1])
             try:
-                md5, media = self._snapshot(fd, before.st_size, _mime(split(path)[1]), unchanged)
-                item = self._write(path, replace, md5, before.st_size, media)
+                md5, media = self._snapshot(fd, size, mime, unchanged)
+                item = self._write(path, replace, md5, size, media)
+                item = self._verified(
+                    path, item, md5, size, lambda: FileChunks(fd, size, mime, unchanged)
+                )
             except SourceChanged:
                 raise FileChanged(path, "the file changed while it was being uploaded") from None
             except OSError as exc:
                 raise FileError(path, f"cannot read it: {exc.strerror}") from exc
         finally:
             os.close(fd)
-        if item.md5 is not None and item.md5 != md5:
+        return UploadResult(item.entry(path), md5, item.size, before.st_mtime_ns)
+
+    def _verified(
+        self,
+        path: str,
+        item: DriveItem,
+        md5: str,
+        size: int,
+        resend: Callable[[], MediaUpload],
+    ) -> DriveItem:
+        """``item`` once the md5 Drive reports is the md5 of what was sent.
+
+        A mismatch (a proxy or a multipart parser that ate a byte: googleapiclient
+        frames parts with bare LF, so a file ending in CR is where it happens) is
+        sent again through a resumable upload, which has no framing; if it still
+        does not match, TransientError: nothing is recorded as done.  Until then
+        the bad revision is remembered as syncd's own (never someone else's edit,
+        never a conflict copy).
+        """
+        for attempt in range(VERIFY_SENDS):
+            if item.md5 == md5:
+                break
             log.warning(
-                "%s: %s: Drive stored md5 %s, syncd sent %s", self.project, path, item.md5, md5
+                "%s: %s: Drive stored md5 %s, syncd sent %s%s",
+                self.project,
+                path,
+                item.md5,
+                md5,
+                "; sending it again" if attempt < VERIFY_SENDS - 1 else "",
             )
-        return UploadResult(item.entry(path), item.md5 or md5, item.size, before.st_mtime_ns)
+            self._own_bad_revision(path, item)
+            if attempt < VERIFY_SENDS - 1:
+                item = self._update(item.id, path, resend, size, resumable=True)
+        if item.md5 != md5:
+            raise TransientError(
+                f"Google Drive stored other bytes than syncd sent for {path}",
+                "syncd sends it again",
+            )
+        for key in ("new:" + path, "sent:" + path):
+            if self.db.kv_get(self.project, key) is not None:
+                self.ns.kv(key, None)
+        self.tree.remember(path, item)
+        return item
+
+    def _own_bad_revision(self, path: str, item: DriveItem) -> None:
+        intent = self._intent(path)
+        if intent is not None and intent["id"] == item.id:
+            intent["bad"] = [*intent.get("bad", []), item.md5]
+            self.ns.kv("new:" + path, json.dumps(intent))
+        else:
+            self.ns.kv("sent:" + path, json.dumps({"id": item.id, "md5": item.md5}))
 
     @staticmethod
     def _snapshot(
@@ -209,20 +275,26 @@ class GDriveRemote:
         media: Callable[[], MediaUpload],
         size: int,
         what: str,
+        resumable: bool = False,
     ) -> dict:
-        if size <= MULTIPART_MAX:
+        if size <= MULTIPART_MAX and not resumable:
             return self.api.call(lambda: make(media()), what)
         return self.api.upload_resumable(lambda: make(media()), what)
 
     def _update(
-        self, file_id: str, path: str, media: Callable[[], MediaUpload], size: int
+        self,
+        file_id: str,
+        path: str,
+        media: Callable[[], MediaUpload],
+        size: int,
+        resumable: bool = False,
     ) -> DriveItem:
         def make(m: MediaUpload) -> Any:
             return self.ns.files().update(
                 fileId=file_id, body={}, media_body=m, fields=ITEM_FIELDS, supportsAllDrives=True
             )
 
-        return DriveItem.of(self._send(make, media, size, f"uploading {path}"))
+        return DriveItem.of(self._send(make, media, size, f"uploading {path}", resumable))
 
     def _write(
         self,
@@ -277,13 +349,12 @@ class GDriveRemote:
                     f"the Drive folder of {path} vanished; recreating it"
                 ) from None
             raise
-        if item.md5 != md5:  # ours, from an earlier attempt: bring it up to date
+        if item.md5 != md5 and item.md5 in _written(self._intent(path) or {}):
+            # ours, from an earlier attempt (not this send): bring it up to date
             intent = {"id": item.id, "md5": md5, "prev": item.md5}
             self.ns.kv(key, json.dumps(intent))
             item = self._update(item.id, path, media, size)
-        self.ns.kv(key, None)
-        self.tree.remember(path, item)
-        return item
+        return item  # the intent stays until _verified has seen the right md5
 
     # --- move, trash, prune --------------------------------------------------
 

@@ -36,12 +36,9 @@ from pydrive2.settings import InvalidConfigError
 
 from ...config import DriveConfig
 from ...errors import AuthRequired, SyncdError
+from .scopes import SA_NEEDS_FULL, SCOPES, granted_scopes, scope_names, scope_problem
 from .transport import REVOKED, ApiError, DriveApi, PacedHttp, Pacer, shared_pacer
 
-SCOPES = {
-    "file": "https://www.googleapis.com/auth/drive.file",
-    "full": "https://www.googleapis.com/auth/drive",
-}
 REJECTED_RECHECK_S = 300.0  # a rejected grant is asked about again this often (else: file change)
 
 
@@ -84,7 +81,8 @@ class CredentialSource:
         self._gauth: GoogleAuth | None = None
         self._sig: tuple[int, int, int] | None = None
         self._generation = 0
-        self._rejected: tuple[tuple[int, int, int] | None, float] | None = None
+        self._rejected: tuple[tuple[int, int, int] | None, float, AuthRequired] | None = None
+        self._checked: Any = None  # the token answer whose scopes were last checked
         self.service: Any = None  # our Drive service, handed to pydrive2 (see load)
 
     def generation(self) -> int:
@@ -103,12 +101,14 @@ class CredentialSource:
         with self._lock:
             sig = _signature(self.path)
             if self._rejected is not None:
-                rejected_sig, at = self._rejected
+                rejected_sig, at, why = self._rejected
                 if sig == rejected_sig and time.monotonic() - at < REJECTED_RECHECK_S:
-                    raise AuthRequired(*REVOKED)
+                    raise why
             if sig is None:
                 self._gauth = None
                 raise self._missing()
+            if self.service_account and self.cfg.scope != "full":
+                raise AuthRequired(SA_NEEDS_FULL, "set it in the config; syncd picks it up")
             if sig == self._sig and self._gauth is not None:
                 return
             gauth = GoogleAuth(settings=_settings(self.cfg), http_timeout=self.cfg.timeout)
@@ -131,18 +131,35 @@ class CredentialSource:
                     f"the Drive credentials in {self.path} have no refresh token",
                     REVOKED[1],
                 )
+            problem = scope_problem(self.cfg, granted_scopes(gauth.credentials))
+            if problem is not None:
+                raise problem
+            self._checked = getattr(gauth.credentials, "token_response", None)
             self._gauth, self._sig, self._rejected = gauth, sig, None
             self._generation += 1
 
     def ensure(self) -> None:
-        """Cheap: usable credentials are loaded (and were not rejected since)."""
+        """Cheap: usable credentials are loaded (and were not rejected since).
+
+        After a token refresh (a new token answer) its granted scopes are checked again:
+        a grant narrowed or widened since it was saved stops here, not in a 404 later.
+        """
         if self._gauth is None or self._rejected is not None:
             self.load()
+        gauth = self._gauth
+        assert gauth is not None  # load() either set it or raised
+        response = getattr(gauth.credentials, "token_response", None)
+        if response is not self._checked:
+            self._checked = response
+            problem = scope_problem(self.cfg, granted_scopes(gauth.credentials))
+            if problem is not None:
+                self.rejected(problem)
+                raise problem
 
-    def rejected(self, _err: AuthRequired) -> None:
+    def rejected(self, err: AuthRequired) -> None:
         """Google refused the grant: stop asking until the file changes (or a while passed)."""
         with self._lock:
-            self._rejected = (self._sig, time.monotonic())
+            self._rejected = (self._sig, time.monotonic(), err)
 
     def authorize(self, conn: httplib2.Http) -> httplib2.Http:
         self.ensure()
@@ -253,6 +270,11 @@ def loopback_flow(
         gauth.GetFlow()
     except InvalidConfigError as exc:
         raise _fail(f"{cfg.client_secrets} is not a usable OAuth client file ({exc})") from exc
+    # pydrive2 asks with approval_prompt=force, the v1 endpoint's parameter, which does
+    # not make Google hand out a new refresh token once the user consented before
+    # (googleapis/oauth2client#453); prompt=consent does.  Google refuses the two together.
+    gauth.flow.params.pop("approval_prompt", None)
+    gauth.flow.params.update(access_type="offline", prompt="consent")
     server = _redirect_server(ports)
     try:
         port = server.server_address[1]
@@ -289,6 +311,14 @@ def loopback_flow(
             "Google gave no refresh token",
             "remove syncd's access at https://myaccount.google.com/permissions and run again",
         )
+    problem = scope_problem(cfg, granted_scopes(gauth.credentials))
+    if problem is not None:
+        granted = granted_scopes(gauth.credentials) or set()
+        raise _fail(
+            f"Google granted {scope_names(granted)}, not what syncd asked for "
+            f"({scope_names({SCOPES[cfg.scope]})})",
+            "run `syncd auth drive` again and leave that access ticked on the consent page",
+        )
     email = _check_account(cfg, gauth)
     save_credentials(gauth, cfg.credentials)
     return Grant(email, cfg.credentials, SCOPES[cfg.scope])
@@ -322,7 +352,7 @@ def service_account_flow(cfg: DriveConfig, key: Path, install_to: Path) -> Grant
         client_secrets=cfg.client_secrets,
         service_account_key=key,
         endpoint=cfg.endpoint,
-        scope=cfg.scope,
+        scope="full",  # SA_NEEDS_FULL: checked with the scope it will have to run with
         requests_per_second=cfg.requests_per_second,
         timeout=cfg.timeout,
     )
@@ -331,7 +361,7 @@ def service_account_flow(cfg: DriveConfig, key: Path, install_to: Path) -> Grant
         gauth.ServiceAuth()
     except (OSError, ValueError, KeyError, InvalidConfigError) as exc:
         raise _fail(f"the service account key {key} is not usable ({exc})") from exc
-    _check_account(cfg, gauth)
+    _check_account(sa_cfg, gauth)
     email = str(info.get("client_email", "?"))
     try:
         if key.resolve() != install_to.resolve():
@@ -343,4 +373,4 @@ def service_account_flow(cfg: DriveConfig, key: Path, install_to: Path) -> Grant
         os.chmod(install_to, 0o600)
     except OSError as exc:
         raise _fail(f"cannot write {install_to}: {exc}") from exc
-    return Grant(email, install_to, SCOPES[cfg.scope])
+    return Grant(email, install_to, SCOPES["full"])

@@ -33,6 +33,7 @@ log = logging.getLogger("syncd.gdrive")
 LISTING_TTL_S = 60.0  # a folder listing answers "is anything at this path?" for this long
 RELIST_MAX = 1000  # a stale folder with more children is asked by title instead
 ID_BATCH = 100  # ids reserved per files.generateIds call
+ID_MAX_AGE_S = 600.0  # a reserved batch older than this is dropped (lifetime undocumented)
 PARENTS_PER_QUERY = 40  # folders listed per files.list call when walking the tree
 PAGE = 1000  # Drive's largest page
 _ITEM = (
@@ -44,6 +45,10 @@ LIST_FIELDS = f"nextPageToken,items({_ITEM})"
 SA_NO_STORAGE = (
     "service accounts have no storage of their own: use a Shared Drive folder (gdrive:id=...)"
 )
+
+
+def _unusable_id(err: ApiError) -> bool:
+    return "file id" in err.message.lower()  # Drive: "The provided file ID is not usable."
 
 
 def quote(text: str) -> str:
@@ -72,9 +77,11 @@ class DriveFolders:
         self.service_account = service_account
         self.tree = DriveTree()
         self._drive_id: str | None = None  # set when the root lives in a Shared Drive
+        self._my_drive_id: str | None = None  # about.get's rootFolderId, once asked
         self._mkdir_lock = threading.Lock()  # two workers never create one folder twice
         self._listing_lock = threading.Lock()
         self._ids: list[str] = []
+        self._ids_at = 0.0
         self._ids_lock = threading.Lock()
         root = address.folder_id or db.kv_get(project, "root")
         if root is not None:
@@ -133,7 +140,8 @@ class DriveFolders:
 
     def error(self, err: ApiError, path: str | None = None) -> Exception:
         """A definite Drive answer in syncd's vocabulary (one file, or the whole target)."""
-        if err.status == 403 and err.reason == "storageQuotaExceeded":
+        # Both reasons mean "no more bytes" (rclone's shouldRetry treats them alike).
+        if err.status == 403 and err.reason in ("storageQuotaExceeded", "quotaExceeded"):
             if self.service_account:
                 return TargetUnavailable(SA_NO_STORAGE)
             return TargetUnavailable(
@@ -146,14 +154,20 @@ class DriveFolders:
             return TargetUnavailable(f"Google Drive refused a request on {self.address}: {err}")
         return TransientError(f"Google Drive answered {err}", "syncd retries")
 
-    def new_id(self) -> str:
+    def new_id(self, renew: bool = False) -> str:
+        """An id reserved with ``files.generateIds`` (a batch is kept; ``renew`` drops it).
+
+        Reserved ids expire after a time Google does not document: a batch older
+        than ``ID_MAX_AGE_S`` is not used (an idle daemon would otherwise insert
+        with ids from hours ago).
+        """
         with self._ids_lock:
-            if not self._ids:
+            if renew or not self._ids or time.monotonic() - self._ids_at > ID_MAX_AGE_S:
                 res = self.api.call(
                     lambda: self.files().generateIds(maxResults=ID_BATCH, space="drive"),
                     "reserving file ids",
                 )
-                self._ids = list(res["ids"])
+                self._ids, self._ids_at = list(res["ids"]), time.monotonic()
             return self._ids.pop()
 
     # --- the root ------------------------------------------------------------
@@ -170,6 +184,8 @@ class DriveFolders:
                 )
             return self._root_found(item, created=False)
         parts = [p for p in (self._addr.path or "/").split("/") if p]
+        if not parts:  # gdrive:/ is My Drive itself, which drive.file may not even `get`
+            return self._root_found(self._my_drive(), created=False)
         cached = self.tree.get("")
         if cached is not None:
             item = self.get(cached.id)
@@ -182,9 +198,7 @@ class DriveFolders:
                 self.address,
             )
             self.forget_tree()
-        parent = self.get("root")
-        if parent is None:
-            raise TargetUnavailable("cannot read the root of My Drive")
+        parent = self._my_drive()
         created = False
         for i, name in enumerate(parts):
             found = []
@@ -204,6 +218,21 @@ class DriveFolders:
             parent = self._create_folder(parent.id, name, "newroot:" + "/".join(parts[: i + 1]))
             created = True
         return self._root_found(parent, created)
+
+    def _my_drive(self) -> DriveItem:
+        """My Drive's root, by its real id.
+
+        Never ``files.get("root")``: under the default drive.file scope that is a 404
+        (rclone backend/drive/drive.go, commit 1e423d21e).  ``about.get`` answers the id
+        under every scope; the root itself is only used as a parent.
+        """
+        if self._my_drive_id is None:
+            about = self.api.call(
+                lambda: self.api.service.about().get(fields="rootFolderId"),
+                "finding My Drive",
+            )
+            self._my_drive_id = str(about["rootFolderId"])
+        return DriveItem(self._my_drive_id, "My Drive", None, True, None, 0, None, False, "")
 
     def _root_found(self, item: DriveItem, created: bool) -> Folder:
         self._drive_id = item.drive_id
@@ -280,6 +309,13 @@ class DriveFolders:
             batch, level = level[:PARENTS_PER_QUERY], level[PARENTS_PER_QUERY:]
             parents = " or ".join(f"{quote(p)} in parents" for p in batch)
             found = self.list(f"({parents}) and trashed = false", "listing the Drive folder")
+            if not found and len(batch) > 1:
+                # "(A in parents) or (B in parents)" sometimes answers nothing (Google issue
+                # tracker 149522397; rclone's fast_list_bug_fix): never conclude "empty,
+                # upload everything again" from it; ask each folder on its own.
+                for parent in batch:
+                    q = f"{quote(parent)} in parents and trashed = false"
+                    found.extend(self.list(q, "listing the Drive folder"))
             items.extend(found)
             level.extend(i.id for i in found if i.is_dir)
         return items
@@ -412,9 +448,10 @@ class DriveFolders:
                 file_id = intent["id"]  # never made (or deleted since): the id is still ours
             elif ours(prior):
                 return prior
-        for fresh in (file_id is None, True):
-            if fresh:
-                file_id = self.new_id()
+        sources = ["intent"] if file_id is not None else []
+        for source in [*sources, "reserved", "renewed"]:
+            if source != "intent":
+                file_id = self.new_id(renew=source == "renewed")
             assert file_id is not None
             self.kv(key, json.dumps({"id": file_id, "md5": md5}))
             try:
@@ -427,8 +464,13 @@ class DriveFolders:
                         raise TransientError(
                             f"Drive holds an unexpected file under syncd's reserved id {file_id}"
                         ) from err
-                elif err.status == 400 and not fresh:
-                    continue  # the reserved id from before a restart expired: take a new one
+                elif err.status == 400 and (
+                    source == "intent" or (source == "reserved" and _unusable_id(err))
+                ):
+                    # "The provided file ID is not usable.": an id reserved before a restart
+                    # (or, despite ID_MAX_AGE_S, too long ago) expired.  Other 400s are
+                    # about the file itself and final.
+                    continue
                 else:
                     self.kv(key, None)
                     raise self.error(err, path) from err

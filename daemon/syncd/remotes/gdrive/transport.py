@@ -35,7 +35,7 @@ from googleapiclient.http import HttpRequest, MediaUpload
 from oauth2client.client import AccessTokenCredentialsError, AccessTokenRefreshError
 
 from ...errors import AuthRequired, TransientError
-from ...retry import DRIVE_REQUESTS
+from ...retry import DRIVE_RATE_LIMITED, DRIVE_REQUESTS, rate_limit_pause
 
 log = logging.getLogger("syncd.gdrive")
 
@@ -54,6 +54,8 @@ CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
 ATTEMPTS = DRIVE_REQUESTS.attempts  # tries per request before the engine hears about it
 RETRY_AFTER_CAP = 60.0
 RATE_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "dailyLimitExceeded"}
+RATE_ATTEMPTS = DRIVE_RATE_LIMITED.attempts  # a rate limit is expected on Drive: more tries
+PAUSE_DOUBLINGS = 5  # pauses after rate limits in a row: 1, 2, 4, 8, 16 s (rclone's)
 REVOKED = ("Google Drive access was revoked or expired", "run `syncd auth drive`")
 GRANT_REFUSED = ("invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope")
 
@@ -61,7 +63,18 @@ GRANT_REFUSED = ("invalid_grant", "invalid_client", "unauthorized_client", "inva
 
 
 class Pacer:
-    """A token bucket: ``rate`` requests a second on average, bursts of up to ``burst``."""
+    """A token bucket: ``rate`` requests a second on average, bursts of up to ``burst``;
+    and a shared pause after Drive says "too fast".
+
+    Drive's own limit is per user, unpublished and lower for creations than for
+    reads (rclone: "about 2 files per second").  Like rclone's Drive pacer
+    (lib/pacer ``GoogleDrive.Calculate``), a rate-limit answer (``throttled``)
+    pauses *every* sender of the account for 1 s, then 2, 4, 8, 16 s while they
+    keep coming (plus up to as much again at random, so workers do not return in
+    step); one request that gets through (``succeeded``) ends the series.  One
+    pacer per account is shared by all its projects and workers, so one 403
+    slows every sender, not only the one that met it.
+    """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         self.rate = rate
@@ -69,6 +82,9 @@ class Pacer:
         self._tokens = self.burst
         self._at = time.monotonic()
         self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self._in_a_row = 0  # rate-limit answers since the last success
+        self.slowdowns = 0  # rate-limit answers seen (benches read it)
 
     def take(self) -> None:
         with self._lock:
@@ -77,8 +93,29 @@ class Pacer:
             self._at = now
             self._tokens -= 1.0  # may go negative: the deficit is this caller's wait
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            time.sleep(wait)
+        time.sleep(wait)
+        while True:  # a pause that began while this caller waited applies to it too
+            with self._lock:
+                pause = self._paused_until - time.monotonic()
+            if pause <= 0:
+                return
+            time.sleep(pause)
+
+    def throttled(self) -> None:
+        """Drive said "too fast": pause every sender (longer each time in a row)."""
+        with self._lock:
+            now = time.monotonic()
+            self.slowdowns += 1
+            if now < self._paused_until:
+                return  # another request of the same burst: that pause covers it
+            self._in_a_row = min(self._in_a_row + 1, PAUSE_DOUBLINGS)
+            self._paused_until = now + rate_limit_pause(self._in_a_row - 1)
+            self._tokens = min(self._tokens, 0.0)
+
+    def succeeded(self) -> None:
+        if self._in_a_row:
+            with self._lock:
+                self._in_a_row = 0
 
 
 _pacers: dict[tuple[str, str, float], Pacer] = {}
@@ -144,6 +181,14 @@ def _retry_after(err: HttpError) -> float | None:
         return min(RETRY_AFTER_CAP, float(err.resp.get("retry-after", "")))
     except (TypeError, ValueError):
         return None
+
+
+def is_rate_limit(exc: BaseException) -> bool:
+    """Drive's "slow down": 429, or 403 with a rate-limit reason."""
+    if not isinstance(exc, HttpError):
+        return False
+    status = exc.resp.status
+    return status == 429 or (status == 403 and _error_detail(exc)[0] in RATE_REASONS)
 
 
 def classify(exc: BaseException) -> Exception | None:
@@ -251,7 +296,7 @@ class FileChunks(MediaUpload):
 
 
 class Credentials(Protocol):
-    """What DriveApi needs from a credential source (``gdrive_auth.CredentialSource``)."""
+    """What DriveApi needs from a credential source (``credentials.CredentialSource``)."""
 
     def authorize(self, conn: httplib2.Http) -> httplib2.Http: ...
 
@@ -329,19 +374,32 @@ class DriveApi:
         return err
 
     def call(self, make: Callable[[], HttpRequest], what: str) -> Any:
-        """Execute a request (built afresh for every attempt); retry what is transient."""
-        for attempt in range(ATTEMPTS):
+        """Execute a request (built afresh for every attempt); retry what is transient.
+
+        Rate limits get ``RATE_ATTEMPTS`` tries and slow the shared pacer down; other
+        transient failures get ``ATTEMPTS``.
+        """
+        attempt = 0
+        while True:
             try:
                 with self.connection() as conn:
-                    return make().execute(http=conn)
+                    result = make().execute(http=conn)
+                self.pacer.succeeded()
+                return result
             except Exception as exc:  # noqa: BLE001 - classified below; unknown ones re-raised
                 err = self._fail(exc, what)
-                if not isinstance(err, TransientError) or attempt == ATTEMPTS - 1:
+                limited = is_rate_limit(exc)
+                if limited:
+                    self.pacer.throttled()
+                attempt += 1
+                budget = RATE_ATTEMPTS if limited else ATTEMPTS
+                if not isinstance(err, TransientError) or attempt >= budget:
                     raise err from exc
                 wait = _retry_after(exc) if isinstance(exc, HttpError) else None
-                log.debug("%s: %s; retry %d", what, err.message, attempt + 1)
-                time.sleep(max(wait or 0.0, backoff(attempt)))
-        raise AssertionError("unreachable")
+                log.debug("%s: %s; retry %d", what, err.message, attempt)
+                # After a rate limit the slowed, emptied pacer is the wait (shared by all
+                # workers); a private backoff on top would only leave the link idle.
+                time.sleep(wait or (0.0 if limited else backoff(attempt - 1)))
 
     def upload_resumable(self, make: Callable[[], HttpRequest], what: str) -> Any:
         """Drive a resumable upload to the end, resuming after every failed step.
@@ -358,6 +416,7 @@ class DriveApi:
             try:
                 with self.connection() as conn:
                     status, body = request.next_chunk(http=conn)
+                self.pacer.succeeded()
                 if body is not None:
                     return body
                 failures = 0
@@ -373,8 +432,11 @@ class DriveApi:
                     request, err = make(), TransientError(f"{what}: the upload session expired")
                 if not isinstance(err, TransientError):
                     raise err from exc
+                limited = is_rate_limit(exc)
+                if limited:
+                    self.pacer.throttled()
                 failures = 0 if request.resumable_progress > before else failures + 1
-                if failures == ATTEMPTS:
+                if failures >= (RATE_ATTEMPTS if limited else ATTEMPTS):
                     raise err from exc
                 log.debug("%s: %s; resuming (%d)", what, err.message, failures)
-                time.sleep(backoff(failures))
+                time.sleep(0.0 if limited else backoff(failures))

@@ -1,0 +1,1 @@
+"""Training runs on Kaggle GPUs (``syncd train``): see ``service`` for the order of things."""
