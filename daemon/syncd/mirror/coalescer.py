@@ -6,8 +6,8 @@ paths become ready together once the *project* has been quiet for ``delay``
 (the config's "quiet time after the last change"), so one burst of edits — a
 save-all, a ``git checkout`` — is one batch and one summary line; a path that
 never stops changing still goes once ``max_delay`` has passed since its first
-event.  The engine re-checks every ready path against the disk and the index, so a stale or extra event
-costs a little work but never a wrong result — while a path the coalescer
+event.  The engine re-checks every ready path against the disk and the index,
+so a stale or extra event costs a little work but never a wrong result — while a path the coalescer
 *forgot* would stay wrong on the target until the next full walk.  So no
 event ever makes a touched path leave the set: "create then delete" stays
 dirty (the path may have been on the target before the create), and a move
