@@ -65,6 +65,7 @@ def test_staging_disk_full_fails_clearly_and_the_mirror_goes_on(
     """Passes today: staging's ENOSPC is one sentence, the folder is removed, mirroring goes on."""
     small = tmp_path / "small-tmp"
     mount_tmpfs(small, "1m")
+    d: Daemon | None = None
     try:
         src, dst = tmp_path / "proj", tmp_path / "proj-mirror"
         (src / "data").mkdir(parents=True)
@@ -97,6 +98,8 @@ def test_staging_disk_full_fails_clearly_and_the_mirror_goes_on(
         assert st is not None and st["projects"][0]["state"] == "idle"
         assert d.stop() == 0
     finally:
+        if d is not None:
+            d.kill()
         umount(small)
 
 
