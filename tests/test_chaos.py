@@ -49,8 +49,8 @@ def test_chaos(seed: int, tmp_path: Path, home: Path) -> None:
         rounds=2,
         ops_per_round=30,
         kills=2,
-        quiet_timeout=5.0,
-        budget_s=18.0,
+        quiet_timeout=4.0,
+        budget_s=15.0,
     )
     lines: list[str] = []
     report = ChaosRun(settings, tmp_path / "chaos", say=lines.append).run()

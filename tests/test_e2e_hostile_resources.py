@@ -179,7 +179,7 @@ def _mirrors_by_polling(sc, d) -> None:
     for i in (0, 150, 299):  # the last folders are past the limit
         (sc.src / f"d{i:03d}/f.txt").write_text(f"edited {i}\n")
     (sc.src / "d299/new.txt").write_text("new\n")
-    wait_for(sc.converged, timeout=20, what="edits in unwatched folders")
+    wait_for(sc.converged, timeout=12, what="edits in unwatched folders")
 
 
 def _said_in_status(d, *needles: str) -> None:
