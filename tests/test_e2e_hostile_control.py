@@ -197,9 +197,10 @@ class NotifyListener:
 @pytest.mark.xfail(
     strict=True,
     reason="#8 (review note): a long first scan does not refresh the systemd watchdog; "
-    "observed with WATCHDOG_USEC=1s and 30,000 files: 'the mirror engine stopped responding; "
-    "not pinging the watchdog' for ~2 s while the first batch is expanded and classified, "
-    "and a gap of ~2.5 s between WATCHDOG=1 pings (systemd would have killed it)",
+    "observed with 30,000 files: the engine is silent for ~2-3.5 s while the first batch is "
+    "expanded and classified, the daemon logs 'the mirror engine stopped responding; not "
+    "pinging the watchdog' and stops pinging (with WATCHDOG_USEC=0.4 s: a 1.3-2.5 s gap, "
+    "systemd would have killed it; with 1 s the gap only sometimes passes 2 s)",
 )
 def test_a_long_first_scan_keeps_pinging_the_watchdog(scenario, tmp_path: Path) -> None:
     sc = scenario("local")
@@ -210,7 +211,9 @@ def test_a_long_first_scan_keeps_pinging_the_watchdog(scenario, tmp_path: Path) 
         (folder / f"f{i}.txt").write_text("x")
     listener = NotifyListener(tmp_path / "notify.sock")
     try:
-        d = sc.start(NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="1000000")
+        # A short watchdog keeps the test short: the daemon pings every 0.2 s and stops
+        # pinging once its engine has been silent for 0.8 s (4 intervals).
+        d = sc.start(NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="400000")
         sc.quiet(d, timeout=240)
         wait_for(lambda: listener.times("WATCHDOG=1"), what="a watchdog ping")
     finally:
@@ -219,8 +222,11 @@ def test_a_long_first_scan_keeps_pinging_the_watchdog(scenario, tmp_path: Path) 
     pings = listener.times("WATCHDOG=1")
     assert ready, listener.messages[:5]
     gaps = [b - a for a, b in zip([ready[0], *pings], pings, strict=False)]
-    assert "stopped responding" not in d.log
-    assert max(gaps) < 1.0, f"longest silence {max(gaps):.2f}s > WATCHDOG_USEC (1 s)"
+    stopped = [ln for ln in d.log.splitlines() if "stopped responding" in ln]
+    assert max(gaps) < 0.8 and not stopped, (
+        f"longest silence between pings {max(gaps):.2f}s (2 x WATCHDOG_USEC is 0.8 s); "
+        f"{len(stopped)} 'stopped responding' lines"
+    )
 
 
 # --- shutdown and reload with an upload in flight ------------------------------------------------
