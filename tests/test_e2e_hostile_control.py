@@ -277,7 +277,7 @@ def test_reload_during_an_upload_never_leaves_an_older_version(scenario) -> None
     (sc.src / "model.bin").write_bytes(b"v0" * 1000)
     d = sc.start()
     sc.quiet(d)
-    _held_update(sc, 13)  # longer than the daemon's 8 s stop grace: the old engine outlives it
+    _held_update(sc, 18)  # well past the daemon's 8 s stop grace: the old engine outlives it
     t0 = time.monotonic()
     (sc.src / "model.bin").write_bytes(b"v1" * 1000)
     wait_for(lambda: state(d)["mirror"]["in_flight"] == 1, what="the v1 update in flight")
@@ -285,7 +285,7 @@ def test_reload_during_an_upload_never_leaves_an_older_version(scenario) -> None
     r = sc.cli("reload", timeout=60)
     assert r.returncode == 0, r.stderr
     (sc.src / "model.bin").write_bytes(b"v2" * 1000)
-    time.sleep(max(0.0, 14.5 - (time.monotonic() - t0)))  # the held v1 update is done by now
+    time.sleep(max(0.0, 19.5 - (time.monotonic() - t0)))  # the held v1 update is done by now
     sc.quiet(d, timeout=60)
     assert sc.target.read("model.bin") == b"v2" * 1000, "Drive holds an older version"
     assert sc.converged(), sc.diff()
