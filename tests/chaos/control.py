@@ -120,8 +120,10 @@ class Daemon:
         env: dict[str, str],
         log_path: Path,
         prefix: tuple[str, ...] = (),
+        options: tuple[str, ...] = (),
     ) -> None:
         self.config = config
+        self.options = options  # before `run`, e.g. ("--debug",)
         self.env = env
         self.log_path = log_path
         self.prefix = prefix
@@ -132,7 +134,8 @@ class Daemon:
     def start(self) -> Daemon:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", "syncd", "run", "-c", str(self.config)],
+                [*self.prefix, sys.executable, "-m", "syncd", *self.options, "run"]
+                + ["-c", str(self.config)],
                 env=self.env,
                 stdout=log,
                 stderr=log,
@@ -210,28 +213,46 @@ def wait_quiet(
     settle: float = 0.5,
     states: tuple[str, ...] = ("idle",),
     first_wait: float = 0.4,
+    stall_after: float = 4.0,
 ) -> float:
     """Wait until the daemon reports quiet for ``settle`` seconds in a row; return the wait.
 
     ``first_wait`` lets the kernel deliver the last events and the quiet window start.
+    A project seen in ``error`` or ``offline`` (unless ``states`` accepts them) for
+    ``stall_after`` seconds in all (a retry loop goes in and out of them) is reported at
+    once: a test need not wait out its timeout to learn that the daemon is stuck.
     """
     start = time.monotonic()
     time.sleep(first_wait)
     deadline = start + timeout
     since: float | None = None
+    stalled = 0.0
     last: dict[str, Any] | None = None
+    polled = time.monotonic()
     while time.monotonic() < deadline:
         last = daemon.status()
+        now = time.monotonic()
         if quiet(last, states):
-            since = since or time.monotonic()
-            if time.monotonic() - since >= settle:
-                return time.monotonic() - start
+            since = since or now
+            if now - since >= settle:
+                return now - start
         else:
             since = None
             if not daemon.alive():
                 raise AssertionError(f"the daemon exited:\n{daemon.log[-3000:]}")
+            bad = [
+                p
+                for p in (last or {}).get("projects", [])
+                if p["state"] in ("error", "offline") and p["state"] not in states
+            ]
+            stalled += (now - polled) if bad else 0.0
+            if stalled >= stall_after:
+                text = json.dumps(bad, ensure_ascii=False)[:1500]
+                raise TimeoutError(f"stuck for {stall_after:.0f}s: {text}")
+        polled = now
         time.sleep(0.05)
-    raise TimeoutError(f"not quiet after {timeout}s: {json.dumps(last, ensure_ascii=False)[:1500]}")
+    text = json.dumps(last, ensure_ascii=False)[:1500]
+    raise TimeoutError(f"not quiet after {timeout}s: {text}")
 
 
 def project_status(status: dict[str, Any], name: str) -> dict[str, Any]:

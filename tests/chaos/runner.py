@@ -64,6 +64,7 @@ class Round:
     sync_s: dict[str, float | None]
     idle: dict[str, Counts]  # checked when status said idle
     final: dict[str, Counts]  # checked after `sync` and idle again
+    stuck: dict[str, str] = field(default_factory=dict)  # not quiet: state, reason, pending
 
 
 @dataclass
@@ -130,7 +131,8 @@ class ChaosRun:
         self.s = settings
         self.base = base
         self.say = say
-        self.rng = random.Random(settings.seed ^ 0x5EED)
+        self.rng = random.Random(settings.seed ^ 0x5EED)  # kills and pauses
+        self.fault_rng = random.Random(settings.seed ^ 0xFA17)  # apart: same ops on any remote
         self.fake: FakeDrive | None = None
         self.report = Report(settings)
         self.roots = {r: base / f"src-{r}" for r in settings.remotes}
@@ -254,7 +256,7 @@ class ChaosRun:
     def _faults_on(self) -> None:
         if self.fake is None:
             return
-        rng = self.rng
+        rng = self.fault_rng
         self.fake.inject_random(
             self.s.fault_rate, [500, 503, 500, 503, 429, 403], seed=rng.randrange(2**31)
         )
@@ -279,8 +281,10 @@ class ChaosRun:
         time.sleep(0.5)
         since: dict[str, float | None] = {NAMES[r]: None for r in self.s.remotes}
         done: dict[str, float | None] = {}
+        self._last_status: dict[str, Any] = {}
         while time.monotonic() - t0 < timeout and len(done) < len(since):
             st = self.daemon.status()
+            self._last_status = st or {}
             now = time.monotonic()
             for p in st["projects"] if st else []:
                 name = p["name"]
@@ -320,7 +324,26 @@ class ChaosRun:
         final = {}
         for remote in self.s.remotes:
             final[remote], self.verified[remote] = self._check(remote)
-        rnd = Round(number, self.s.ops_per_round, kills, quiet, synced, idle, final)
+        stuck = {}
+        for remote in self.s.remotes:
+            if synced[remote] is None:
+                p = next(
+                    (
+                        p
+                        for p in self._last_status.get("projects", [])
+                        if p["name"] == NAMES[remote]
+                    ),
+                    None,
+                )
+                stuck[remote] = (
+                    f"{p['state']} ({p['reason']}), pending {p['mirror']['pending']}"
+                    if p
+                    else "no answer"
+                )
+                if p and p["state"] == "paused" and "--confirm-deletes" in (p["reason"] or ""):
+                    # What a user would do: confirm, so that the run goes on (still counted).
+                    self.daemon.ask("resume", project=NAMES[remote], confirm_deletes=True)
+        rnd = Round(number, self.s.ops_per_round, kills, quiet, synced, idle, final, stuck)
         self.say(self._round_line(rnd))
         return rnd
 
@@ -332,6 +355,7 @@ class ChaosRun:
                 f"{remote} quiet {'-' if q is None else f'{q:.1f}s'}"
                 f"/{'-' if s is None else f'{s:.1f}s'} "
                 f"idle[{r.idle[remote].total()}] final[{r.final[remote].total()}]"
+                + (f" stuck: {r.stuck[remote][:160]}" if remote in r.stuck else "")
             )
         return "; ".join(parts)
 
