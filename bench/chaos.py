@@ -35,12 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "daemon")]
-
-from tests.chaos.invariants import KINDS  # noqa: E402
-from tests.chaos.runner import ChaosRun, Report, Settings, report_json  # noqa: E402
-from tests.chaos.workload import OPS  # noqa: E402
+from tests.chaos.invariants import KINDS
+from tests.chaos.runner import ChaosRun, Report, Settings, report_json
+from tests.chaos.workload import OPS
 
 OPS_NAMES = [name for name, _ in OPS]
 

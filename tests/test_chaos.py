@@ -10,7 +10,7 @@ idle again; each time the targets must equal the projects minus ignored files
 (md5 by md5), hold no duplicate titles, have every deleted file in the trash, no
 foreign item touched and no temp file left.  See tests/chaos/.
 
-Five fixed seeds, at most ~35 s each (~15 s once the engine converges);
+Five fixed seeds, at most ~30 s each (~12 s once the engine converges);
 ``SYNCD_CHAOS_SEED=N`` replays one seed.
 """
 
@@ -39,7 +39,7 @@ def test_chaos(seed: int, tmp_path: Path, home: Path) -> None:
     settings = Settings(
         seed=seed,
         rounds=2,
-        ops_per_round=40,
+        ops_per_round=30,
         kills=2,
         # Drive's adaptive pacer slows down after each injected 429/403 rate limit, so a
         # round with a burst of creations can take ~10 s to settle there.

@@ -68,6 +68,7 @@ def test_staging_disk_full_fails_clearly_and_the_mirror_goes_on(
     """Passes today: staging's ENOSPC is one sentence, the folder is removed, mirroring goes on."""
     small = tmp_path / "small-tmp"
     mount_tmpfs(small, "1m")
+    d: Daemon | None = None
     try:
         src, dst = tmp_path / "proj", tmp_path / "proj-mirror"
         (src / "data").mkdir(parents=True)
@@ -100,6 +101,8 @@ def test_staging_disk_full_fails_clearly_and_the_mirror_goes_on(
         assert st is not None and st["projects"][0]["state"] == "idle"
         assert d.stop() == 0
     finally:
+        if d is not None:
+            d.kill()
         umount(small)
 
 
@@ -173,7 +176,7 @@ def _mirrors_by_polling(sc, d) -> None:
     for i in (0, 150, 299):  # the last folders are past the limit
         (sc.src / f"d{i:03d}/f.txt").write_text(f"edited {i}\n")
     (sc.src / "d299/new.txt").write_text("new\n")
-    wait_for(sc.converged, timeout=20, what="edits in unwatched folders")
+    wait_for(sc.converged, timeout=12, what="edits in unwatched folders")
 
 
 def _said_in_status(d, *needles: str) -> None:

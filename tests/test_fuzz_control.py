@@ -208,7 +208,11 @@ def test_finding_a_full_backlog_makes_the_cli_wait_not_crash(fresh_daemon: Daemo
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(2.0)
+        # Long enough for the CLI to start and try (today it dies at once); a CLI that
+        # waits for room is still waiting when the daemon continues.
+        deadline = time.monotonic() + 8.0
+        while status.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         fresh_daemon.proc.send_signal(signal.SIGCONT)
         for s in waiting:

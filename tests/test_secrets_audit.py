@@ -159,8 +159,16 @@ def files_text(root: Path, skip: set[Path]) -> dict[str, str]:
     return out
 
 
+@pytest.fixture
+def started() -> Iterator[list[Daemon]]:
+    daemons: list[Daemon] = []
+    yield daemons
+    for d in daemons:
+        d.kill()
+
+
 def test_no_secret_is_logged_printed_stored_or_reported(
-    tmp_path: Path, home: Path, drive: FakeDrive, kaggle: FakeKaggle
+    tmp_path: Path, home: Path, drive: FakeDrive, kaggle: FakeKaggle, started: list[Daemon]
 ) -> None:
     token_file, secrets_file, kaggle_json = plant_credentials(drive, home)
     src, other = tmp_path / "audit", tmp_path / "other"
@@ -201,6 +209,7 @@ def test_no_secret_is_logged_printed_stored_or_reported(
         return r
 
     d = Daemon(cfg, env, tmp_path / "daemon.log").start()
+    started.append(d)
     d.wait_up()
     wait_quiet(d)
     drive.expire_access_tokens()  # the next request refreshes: a new token is written back
@@ -240,13 +249,8 @@ def test_no_secret_is_logged_printed_stored_or_reported(
         ("--debug", "status"),
     ):
         run(*args)
-    d2 = Daemon(cfg, {**env}, tmp_path / "daemon-debug.log")
-    d2.proc = subprocess.Popen(  # the daemon once more, with --debug
-        [sys.executable, "-m", "syncd", "--debug", "run", "-c", str(cfg)],
-        env=env,
-        stdout=open(tmp_path / "daemon-debug.log", "wb"),  # noqa: SIM115 - closed by exit
-        stderr=subprocess.STDOUT,
-    )
+    d2 = Daemon(cfg, env, tmp_path / "daemon-debug.log", options=("--debug",)).start()
+    started.append(d2)
     d2.wait_up()
     (src / "train.py").write_text("print('debug run')\n")
     wait_quiet(d2)

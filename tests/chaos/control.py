@@ -120,8 +120,10 @@ class Daemon:
         env: dict[str, str],
         log_path: Path,
         prefix: tuple[str, ...] = (),
+        options: tuple[str, ...] = (),
     ) -> None:
         self.config = config
+        self.options = options  # before `run`, e.g. ("--debug",)
         self.env = env
         self.log_path = log_path
         self.prefix = prefix
@@ -132,7 +134,8 @@ class Daemon:
     def start(self) -> Daemon:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", "syncd", "run", "-c", str(self.config)],
+                [*self.prefix, sys.executable, "-m", "syncd", *self.options, "run"]
+                + ["-c", str(self.config)],
                 env=self.env,
                 stdout=log,
                 stderr=log,
