@@ -23,8 +23,12 @@ lint: $(BIN)/python
 	$(BIN)/lint-imports
 	$(BIN)/deptry .
 
+# Four workers on two cores: the end-to-end tests mostly wait (quiet windows, the fake
+# services' pacing), so they overlap well; TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 4
+
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info daemon/*.egg-info example-mirror .mypy_cache .import_linter_cache

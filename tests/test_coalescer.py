@@ -17,7 +17,7 @@ C, M, D = Kind.CREATED, Kind.MODIFIED, Kind.DELETED
         (None, D, D),
         (C, C, C),
         (C, M, C),  # create then modify = create
-        (C, D, None),  # create then delete = nothing
+        (C, D, D),  # create then delete: still dirty (a temp file renamed over a mirrored one)
         (M, C, M),
         (M, M, M),
         (M, D, D),
@@ -26,7 +26,7 @@ C, M, D = Kind.CREATED, Kind.MODIFIED, Kind.DELETED
         (D, D, D),
     ],
 )
-def test_combine_table_row(prev: Kind | None, new: Kind, expected: Kind | None) -> None:
+def test_combine_table_row(prev: Kind | None, new: Kind, expected: Kind) -> None:
     assert combine(prev, new) is expected
 
 
@@ -54,6 +54,19 @@ def test_path_is_ready_only_after_the_quiet_window(clock: Clock) -> None:
     assert len(co) == 0
 
 
+def test_a_burst_of_edits_leaves_as_one_batch(clock: Clock) -> None:
+    """The quiet window is the project's: a path edited first waits for the burst's last edit
+    (a save-all is one batch and one summary line, not two that split it by a millisecond)."""
+    co = Coalescer(delay=1.0, max_delay=10.0, clock=clock)
+    co.add("first.py", C)
+    clock.now += 0.6
+    co.add("second.py", M)
+    clock.now += 0.6  # first.py quiet for 1.2 s, but the project only for 0.6 s
+    assert not co.take_ready(timeout=0)
+    clock.now += 0.5
+    assert sorted(co.take_ready(timeout=0).dirty) == ["first.py", "second.py"]
+
+
 def test_each_event_restarts_the_quiet_window(clock: Clock) -> None:
     co = Coalescer(delay=1.0, max_delay=10.0, clock=clock)
     for _ in range(5):
@@ -77,12 +90,12 @@ def test_a_file_that_never_settles_goes_at_max_delay(clock: Clock) -> None:
     assert taken is not None and taken - 1000.0 == pytest.approx(3.0, abs=0.11)
 
 
-def test_create_then_delete_leaves_nothing(clock: Clock) -> None:
+def test_create_then_delete_leaves_the_path_dirty(clock: Clock) -> None:
+    """The engine finds nothing to do if it never reached the remote; if it did, a trash."""
     co = Coalescer(delay=0.0, max_delay=1.0, clock=clock)
     co.add("tmp.txt", C)
     co.add("tmp.txt", D)
-    assert len(co) == 0
-    assert not co.take_ready(timeout=0)
+    assert co.take_ready(timeout=0).dirty["tmp.txt"].kind is D
 
 
 def test_move_of_a_known_file_is_kept_as_a_move(clock: Clock) -> None:
@@ -90,7 +103,29 @@ def test_move_of_a_known_file_is_kept_as_a_move(clock: Clock) -> None:
     co.move("a.py", "b.py", is_dir=False)
     batch = co.take_ready(timeout=0)
     assert batch.moves == [("a.py", "b.py", False)]
-    assert "b.py" in batch.dirty and "a.py" not in batch.dirty
+    assert batch.dirty["b.py"].kind is M
+    assert batch.dirty["a.py"].kind is D  # the source stays dirty: the engine looks at it too
+
+
+def test_move_then_delete_keeps_the_source_dirty(clock: Clock) -> None:
+    """`mv a.txt a2.txt; rm a2.txt` in one window: a.txt must still be trashed (issue #8)."""
+    co = Coalescer(delay=0.0, max_delay=1.0, clock=clock)
+    co.move("a.txt", "a2.txt", is_dir=False)
+    co.add("a2.txt", D)
+    batch = co.take_ready(timeout=0)
+    assert {p: e.kind for p, e in batch.dirty.items()} == {"a.txt": D, "a2.txt": D}
+    assert batch.moves == []
+
+
+def test_editor_save_then_delete_keeps_the_file_dirty(clock: Clock) -> None:
+    """A temp file renamed over b.txt, then `rm b.txt`: b.txt is dirty as deleted (issue #8)."""
+    co = Coalescer(delay=0.0, max_delay=1.0, clock=clock)
+    co.add(".b.txt.tmp", C)
+    co.move(".b.txt.tmp", "b.txt", is_dir=False)
+    co.add("b.txt", D)
+    batch = co.take_ready(timeout=0)
+    assert batch.dirty["b.txt"].kind is D
+    assert batch.dirty[".b.txt.tmp"].kind is D
 
 
 def test_move_of_a_new_file_is_just_a_create(clock: Clock) -> None:
@@ -100,6 +135,15 @@ def test_move_of_a_new_file_is_just_a_create(clock: Clock) -> None:
     batch = co.take_ready(timeout=0)
     assert batch.moves == []
     assert batch.dirty["train.py"].kind is C
+
+
+def test_swap_through_a_temp_name_dirties_both_files(clock: Clock) -> None:
+    co = Coalescer(delay=0.0, max_delay=1.0, clock=clock)
+    co.move("a.txt", "t", is_dir=False)
+    co.move("b.txt", "a.txt", is_dir=False)
+    co.move("t", "b.txt", is_dir=False)
+    batch = co.take_ready(timeout=0)
+    assert {"a.txt", "b.txt", "t"} <= set(batch.dirty)
 
 
 def test_chained_moves_collapse_to_one(clock: Clock) -> None:
@@ -116,6 +160,7 @@ def test_folder_move_carries_pending_children(clock: Clock) -> None:
     batch = co.take_ready(timeout=0)
     assert ("src", "lib", True) in batch.moves
     assert "lib/x.py" in batch.dirty and "src/x.py" not in batch.dirty
+    assert batch.dirty["src"].kind is D and batch.dirty["src"].is_dir
 
 
 def test_too_many_pending_paths_fall_back_to_a_scan(clock: Clock) -> None:

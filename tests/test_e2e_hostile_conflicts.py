@@ -15,18 +15,13 @@ from tests.chaos.targets import CONFLICT, REMOTES, md5_bytes
 from tests.conftest import wait_for
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 ROUNDS = 10  # even at 0.5 s a round (a loaded machine), some share a second
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: conflict names have one-second resolution; observed on local: 10 conflicts "
-    "logged, 1-3 conflict files kept (the rename replaced the earlier copies: '7 of 10 remote "
-    "versions lost'); on gdrive: several live items share one conflict title",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_two_remote_edits_within_a_second_keep_both_conflict_copies(scenario, remote) -> None:
     sc = scenario(remote, delay="100ms")

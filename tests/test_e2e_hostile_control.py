@@ -21,6 +21,7 @@ from tests.chaos.targets import REMOTES, TMP_PREFIX
 from tests.conftest import wait_for, without_read_override
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
@@ -36,12 +37,6 @@ def state(d) -> dict:
 # --- leftovers -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: stale temp files are not swept at start-up; observed: the partial "
-    "'.syncd-tmp-…-big.bin' left by kill -9 mid-copy is still on the target after a restart "
-    "has mirrored everything and gone idle",
-)
 def test_partial_temp_file_from_kill_9_is_swept_at_start(scenario) -> None:
     sc = scenario("local")
     (sc.src / "small.txt").write_text("s\n")
@@ -126,12 +121,6 @@ def test_sync_once_fails_when_a_file_was_not_mirrored(scenario, remote) -> None:
 # --- the project root replaced in place ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): a project root replaced in place is not re-watched; observed: "
-    "after `mv p p.old && cp -a p.old p` the daemon stays idle and an edit in the new p "
-    "never reaches the target (the inotify watch still follows p.old)",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_project_root_replaced_in_place_is_watched_again(scenario, remote) -> None:
     sc = scenario(remote)
@@ -185,14 +174,6 @@ class NotifyListener:
         return [t for t, m in self.messages if key in m.splitlines()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): a long first scan does not refresh the systemd watchdog; "
-    "observed with 30,000 files: the engine is silent for ~2-3.5 s while the first batch is "
-    "expanded and classified, the daemon logs 'the mirror engine stopped responding; not "
-    "pinging the watchdog' and stops pinging (with WATCHDOG_USEC=0.4 s: a 1.3-2.5 s gap, "
-    "systemd would have killed it; with 1 s the gap only sometimes passes 2 s)",
-)
 def test_a_long_first_scan_keeps_pinging_the_watchdog(scenario, tmp_path: Path) -> None:
     sc = scenario("local")
     for i in range(30000):
@@ -228,12 +209,6 @@ def _held_update(sc, seconds: float) -> None:
     sc.target.fake.inject(delay=seconds, method="PUT", path_contains="/upload/", count=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): shutdown waits for an in-flight upload; observed: SIGTERM while "
-    "one update is held by Drive for 13 s takes ~13 s to exit (the upload pool's threads are "
-    "joined at interpreter exit): as long as the upload, however long that is",
-)
 def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     sc = scenario("gdrive")
     sc.top["drive"]["timeout"] = "60s"
@@ -255,12 +230,6 @@ def test_sigterm_does_not_wait_for_an_in_flight_upload(scenario) -> None:
     assert took < 11, f"SIGTERM took {took:.1f}s with one upload in flight (8 s grace)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): a reload can run two engines for one project; observed: the "
-    "old engine's update (held by Drive) lands after the new engine uploaded v2, so Drive "
-    "keeps v1 while status says idle, pending 0",
-)
 def test_reload_during_an_upload_never_leaves_an_older_version(scenario) -> None:
     sc = scenario("gdrive")
     sc.top["drive"]["timeout"] = "60s"

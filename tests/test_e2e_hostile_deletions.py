@@ -17,16 +17,11 @@ import pytest
 from tests.chaos.targets import REMOTES
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: the coalescer drops the source of a move whose destination is deleted in the "
-    "same window; observed: after `mv a.txt a2.txt; rm a2.txt` a.txt stays live on the target "
-    "and nothing is trashed, status idle, pending 0",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_rename_then_delete_in_the_quiet_window_trashes_the_original(scenario, remote) -> None:
     sc = scenario(remote, delay="1s")
@@ -41,12 +36,6 @@ def test_rename_then_delete_in_the_quiet_window_trashes_the_original(scenario, r
     assert "a.txt" in sc.target.trashed()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: a move from a never-uploaded temp file is taken as a create, and create + "
-    "delete as nothing; observed: after an editor save over b.txt followed by `rm b.txt` "
-    "b.txt stays live on the target, status idle, pending 0",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_editor_save_then_delete_in_the_quiet_window_trashes_the_file(scenario, remote) -> None:
     sc = scenario(remote, delay="1s")
@@ -77,12 +66,6 @@ def test_plain_delete_goes_to_the_trash(scenario, remote) -> None:
     assert "a.txt" in sc.target.trashed()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (review note): the mass-deletion guard needs >= 50 files; observed: a "
-    "10-file project emptied except .git has all 10 files trashed without asking, "
-    "state idle",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_small_project_emptied_except_git_pauses_instead_of_trashing(scenario, remote) -> None:
     sc = scenario(remote)

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.targets import CONFLICT, REMOTES, remotes
+from tests.chaos.targets import CONFLICT, REMOTES
 from tests.conftest import wait_for, without_read_override
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
@@ -39,21 +40,7 @@ def backdate(*paths: Path, seconds: float = 100.0) -> None:
 # --- git branch switches -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "remote",
-    [
-        "local",
-        pytest.param(
-            "gdrive",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="#8: quick branch switches leave deleted files live; with Drive's real "
-                "write pace (the stricter fake) the gdrive case now shows it: 'extra' "
-                "models/m00x.py after the switches settle",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("remote", REMOTES)
 def test_quick_branch_switches_with_a_renamed_folder_converge(scenario, remote) -> None:
     """7 switches 0.1 s apart, one branch renames a folder of 66 files (the issue's recipe).
 
@@ -96,12 +83,6 @@ def _swap(src: Path, a: str, b: str) -> None:
     os.rename(src / "swap-tmp.txt", src / b)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: size+mtime is not enough to know a file is unchanged; observed: after "
-    "swapping a.txt and b.txt (same size, same mtime) through a temp name the target keeps "
-    "the old contents, status idle, and `syncd sync` (a full walk) does not fix it",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_two_files_swapped_through_a_temp_name_are_resynced(scenario, remote) -> None:
     sc = scenario(remote)
@@ -120,11 +101,6 @@ def test_two_files_swapped_through_a_temp_name_are_resynced(scenario, remote) ->
     assert not live_diverged, "the watcher saw the swap, yet the target stayed stale"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: the start-up walk compares size+mtime only; observed: a swap made while the "
-    "daemon was down is never mirrored (`sync --once` exits 0, target stale)",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_a_swap_made_while_syncd_was_down_is_found_by_the_walk(scenario, remote) -> None:
     sc = scenario(remote)
@@ -142,12 +118,6 @@ def test_a_swap_made_while_syncd_was_down_is_found_by_the_walk(scenario, remote)
 # --- folder ↔ file -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: a folder replaced by a file leaves the old files and never mirrors the new "
-    "one; observed on local: d/x.txt and d/y.txt stay live, the file d is skipped ('a folder "
-    "with this name exists on the target'), and d/x.txt is reported unreadable (ENOTDIR)",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_folder_replaced_by_a_file_is_mirrored(scenario, remote) -> None:
     sc = scenario(remote)
@@ -166,12 +136,6 @@ def test_folder_replaced_by_a_file_is_mirrored(scenario, remote) -> None:
     assert st is not None and st["projects"][0]["state"] == "idle"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: a file replaced by a folder; observed on local: the project goes offline "
-    '("writing f/inner.txt … failed: Not a directory") and stays offline across restarts; '
-    "on gdrive: the old file f stays live next to the new folder f (two items, one title)",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_file_replaced_by_a_folder_is_mirrored(scenario, remote) -> None:
     sc = scenario(remote)
@@ -198,12 +162,6 @@ def test_file_replaced_by_a_folder_is_mirrored(scenario, remote) -> None:
 # --- permissions ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: a chmod is not an event (FileAttribEvent is filtered out) and the index "
-    "ignores ctime; observed: an edit made unreadable inside the quiet window and readable "
-    "again after it stays stale on the target while status says idle",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_edit_then_chmod_000_then_644_is_mirrored(scenario, remote) -> None:
     if os.geteuid() == 0 and not shutil.which("setpriv"):
@@ -224,15 +182,7 @@ def test_edit_then_chmod_000_then_644_is_mirrored(scenario, remote) -> None:
 # --- folder moves --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "remote",
-    remotes(
-        local="#8 (and the review note: stale remote ids after a folder rename on local:): the "
-        "children of a moved folder keep their old remote ids; observed on local: editing "
-        "nets/net.py after `mv models nets` renames it to 'nets/net (conflict …).py' every time "
-        "(gdrive: passes, its ids survive a move)"
-    ),
-)
+@pytest.mark.parametrize("remote", REMOTES)
 def test_folder_move_then_edit_makes_no_conflict_copy(scenario, remote) -> None:
     sc = scenario(remote)
     (sc.src / "models").mkdir()

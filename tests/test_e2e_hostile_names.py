@@ -16,9 +16,10 @@ import unicodedata
 
 import pytest
 
-from tests.chaos.targets import REMOTES, remotes
+from tests.chaos.targets import REMOTES
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
@@ -39,15 +40,7 @@ def state(d) -> dict:
 # --- one bad path must not stall the others ------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "remote",
-    remotes(
-        local="#8: temp names are cut at 255 characters, not bytes; observed: the 255-byte "
-        "UTF-8 name makes '.syncd-tmp-…' 275 bytes, ENAMETOOLONG escapes from the cleanup, the "
-        "project goes to `error` with a traceback on every retry and the deletion of a.txt "
-        "behind it never happens"
-    ),
-)
+@pytest.mark.parametrize("remote", REMOTES)
 def test_a_long_utf8_name_does_not_stall_the_project(scenario, remote) -> None:
     sc = scenario(remote)
     (sc.src / "a.txt").write_text("a\n")
@@ -63,14 +56,7 @@ def test_a_long_utf8_name_does_not_stall_the_project(scenario, remote) -> None:
     no_traceback(d.log)
 
 
-@pytest.mark.parametrize(
-    "remote",
-    remotes(
-        local="#8: the trash suffix ' (deleted …)' overflows a 255-byte name; observed: the "
-        "second deletion of the name raises ENAMETOOLONG out of the delete loop, the project "
-        "goes to `error` with a traceback, and other.txt (deleted in the same batch) stays live"
-    ),
-)
+@pytest.mark.parametrize("remote", REMOTES)
 def test_a_255_byte_name_deleted_twice_goes_to_the_trash_twice(scenario, remote) -> None:
     sc = scenario(remote)
     (sc.src / "keep.txt").write_text("keep\n")
@@ -110,14 +96,7 @@ NAMES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "remote",
-    remotes(
-        local="#8: temp names cut at 255 characters, not bytes; observed: the 255-byte UTF-8 "
-        "name puts the project in `error` ('[Errno 36] File name too long: …/.syncd-tmp-…') "
-        "and nothing after it is mirrored (the other names alone pass)"
-    ),
-)
+@pytest.mark.parametrize("remote", REMOTES)
 def test_hostile_names_are_mirrored_exactly(scenario, remote) -> None:
     sc = scenario(remote)
     (sc.src / "sub dir" / "ünï").mkdir(parents=True)
@@ -156,13 +135,6 @@ def test_case_only_rename_is_a_rename(scenario, remote) -> None:
     assert sc.target.duplicates() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8 (found here, same family as 'one path stalls a whole project'): a path longer "
-    "than PATH_MAX; observed on both remotes: os.stat raises ENAMETOOLONG in the engine's "
-    "expand step, the project goes to `error` with a traceback on every retry and after.txt "
-    "is never mirrored",
-)
 @pytest.mark.parametrize("remote", REMOTES)
 def test_deep_paths_mirror_and_a_path_too_long_is_one_files_error(scenario, remote) -> None:
     sc = scenario(remote)

@@ -32,6 +32,7 @@ from tests.fakes.kaggle_server import FakeKaggle
 from tests.kaggle_support import DATASET, FAST, running_fake, settle
 
 pytest_plugins = ["tests.chaos.fixtures"]  # the drive and scenario fixtures
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
 pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
 
@@ -186,13 +187,6 @@ def _said_in_status(d, *needles: str) -> None:
         assert needle in text, f"status does not say {needle!r}: {text}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: with max_user_watches too low nothing falls back to polling; observed (limit "
-    "50, 301 folders): 'cannot watch … inotify watch limit reached … falling back to the "
-    "hourly scan', edits are not mirrored, status says nothing, doctor says 'inotify watch "
-    "limit 192536 covers the 301 folders' (it reads the init namespace's sysctl)",
-)
 def test_too_few_inotify_watches_fall_back_to_polling_and_say_so(scenario) -> None:
     prefix = _userns_prefix(watches=50)
     sc = scenario("local")
@@ -212,12 +206,6 @@ def test_too_few_inotify_watches_fall_back_to_polling_and_say_so(scenario) -> No
     assert any("fs.inotify.max_user_watches" in ln for ln in lines), doctor.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: when inotify cannot even start (max_user_instances exhausted); observed: "
-    "`syncd run` dies at start-up with a traceback (OSError EMFILE 'inotify instance limit "
-    "reached' from watchdog's Observer()) and exit 1, a crash loop under Restart=on-failure",
-)
 def test_inotify_init_failing_falls_back_to_polling_and_says_so(scenario) -> None:
     prefix = _userns_prefix(instances=0)
     sc = scenario("local")
@@ -227,11 +215,6 @@ def test_inotify_init_failing_falls_back_to_polling_and_says_so(scenario) -> Non
     _said_in_status(d, "inotify", "poll")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="#8: the test switch SYNCD_TEST_INOTIFY_FAIL=1 (for the fix to add) does not exist "
-    "yet; observed: the daemon watches normally, so status never mentions polling",
-)
 def test_inotify_failure_switch_polls_and_says_so(scenario) -> None:
     sc = scenario("local")
     _tree(sc.src, 300)

@@ -47,7 +47,9 @@ def check_shape(status: dict[str, Any]) -> None:
             "last_sync",
             "last_error",
             "conflicts",
+            "watch",  # an addition (README): "inotify", or why and how often it polls
         }
+        assert m["watch"] == "inotify" or m["watch"].startswith("polling")
         for key in ("pending", "in_flight", "files", "bytes", "conflicts"):
             assert isinstance(m[key], int) and m[key] >= 0
         assert m["last_sync"] is None or re.match(ISO, m["last_sync"])

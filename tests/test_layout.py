@@ -15,9 +15,8 @@ import syncd
 
 PACKAGE = Path(syncd.__file__).parent
 MAX_LINES = 400
-# Owned by the gdrive/kaggle/engine rework; remove when it lands (see pyproject.toml).
+# Owned by the gdrive/kaggle rework; remove when it lands (see pyproject.toml).
 DEBTS = {
-    "mirror/engine.py",
     "remotes/gdrive/credentials.py",
     "remotes/gdrive/folders.py",
     "remotes/gdrive/backend.py",

@@ -33,7 +33,16 @@ def test_the_live_suite_passes_against_the_fake_and_cleans_up(tmp_path: Path, ho
         drive_live = sorted(
             str(p.relative_to(REPO)) for p in (REPO / "tests/live").glob("test_live_drive*.py")
         )
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *drive_live]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            *drive_live,
+        ]
         try:
             run = subprocess.run(
                 [*command, "--basetemp", base],
@@ -46,7 +55,11 @@ def test_the_live_suite_passes_against_the_fake_and_cleans_up(tmp_path: Path, ho
         finally:
             shutil.rmtree(base, ignore_errors=True)
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-        assert " passed" in run.stdout and "skipped" not in run.stdout
+        assert " passed" in run.stdout
+        # The only skip allowed is the one a real Drive would take as well: a test of what
+        # targets with unique names do (Drive's titles may repeat).
+        skips = [ln for ln in run.stdout.splitlines() if ln.startswith("SKIPPED")]
+        assert all("titles may repeat" in ln for ln in skips), skips
         top = fake.find("syncd-live", app=APP)
         assert top is not None
         runs = fake.children(top["id"], include_trashed=True)

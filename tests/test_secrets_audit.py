@@ -32,6 +32,8 @@ from tests.fakes.drive_server import ROOT_ID, FakeDrive
 from tests.fakes.kaggle_server import FakeKaggle
 from tests.kaggle_support import FAST
 
+pytestmark = pytest.mark.e2e  # every test here starts syncd as a subprocess
+
 USER = "alice"
 DATASET = "alice/audit-code"
 REFRESH = "1//0gAUDITrefresh-" + secrets.token_hex(12)

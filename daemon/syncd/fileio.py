@@ -3,7 +3,8 @@
 A leaf below both ``remotes`` and ``localfs`` (which must not import each
 other): the mirror engine, both remotes and the snapshot staging copy read
 project files through these, so errno becomes ``FileChanged``/``FileError`` in
-one place.  Also the name a displaced remote copy gets (``conflict_name``).
+one place.  Also the names syncd makes up (``conflict_name``, ``fit_name``),
+always within NAME_MAX bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import BinaryIO
 from .errors import FileChanged, FileError
 
 CHUNK = 1024 * 1024
+NAME_MAX = 255  # bytes in one file name (Linux, macOS APFS in UTF-8)
 
 
 def md5_file(path: Path | str | BinaryIO) -> str:
@@ -62,12 +64,48 @@ def same_version(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns)
 
 
-def conflict_name(path: str, when: float | None = None) -> str:
-    """``dir/NAME (conflict YYYY-MM-DD HHMMSS).EXT`` — the name a displaced remote copy gets."""
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What the index remembers of a file's stat: (inode, size, mtime, ctime), ns.
+
+    Size and mtime alone cannot tell two files swapped through a temporary name
+    (``mv a t; mv b a; mv t b``) or a file made readable again: the inode changes with
+    the first, the ctime with both (rename and chmod set it).  Any difference means
+    "read it again"; the md5 then decides whether anything is sent.
+    """
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def fit_name(head: str, tail: str = "", limit: int = NAME_MAX) -> str:
+    """``head + tail`` in at most ``limit`` bytes: ``head`` is cut, never mid-character.
+
+    Length limits are in bytes (NAME_MAX is 255 bytes on Linux filesystems), and a
+    UTF-8 name of 128 characters may already fill them.
+    """
+    room = limit - len(os.fsencode(tail))
+    raw = os.fsencode(head)
+    if len(raw) <= room:
+        return head + tail
+    cut = max(0, room)
+    while cut > 0 and (raw[cut] & 0xC0) == 0x80:  # a UTF-8 continuation byte: back off
+        cut -= 1
+    return os.fsdecode(raw[:cut]) + tail
+
+
+def conflict_name(path: str, when: float | None = None, n: int = 1) -> str:
+    """``dir/NAME (conflict YYYY-MM-DD HHMMSS.mmm).EXT`` — the name a displaced remote copy gets.
+
+    Milliseconds keep two conflicts of one second apart; ``n`` > 1 adds a counter for
+    the caller that finds the name taken anyway.  The name fits NAME_MAX bytes.
+    """
+    when = time.time() if when is None else when
     stamp = time.strftime("%Y-%m-%d %H%M%S", time.localtime(when))
+    stamp += f".{int(when * 1000) % 1000:03d}" + (f" {n}" if n > 1 else "")
     head, _, name = path.rpartition("/")
     stem, dot, ext = name.rpartition(".")
     if not stem:  # ".bashrc" or "Makefile": no extension to keep at the end
         stem, dot, ext = name, "", ""
-    new = f"{stem} (conflict {stamp}){dot}{ext}"
+    tail = f" (conflict {stamp}){dot}{ext}"
+    if len(os.fsencode(tail)) > NAME_MAX // 2:  # an absurdly long extension: keep it whole
+        stem, tail = name, f" (conflict {stamp})"
+    new = fit_name(stem, tail)
     return f"{head}/{new}" if head else new

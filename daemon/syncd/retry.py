@@ -109,7 +109,7 @@ def kaggle_requests(attempts: int, base: float) -> RetryPolicy:
     return RetryPolicy(REQUEST, attempts=max(1, attempts), backoff=Backoff(base=base, cap=60.0))
 
 
-# Operation level: one upload, move or trash by the mirror engine (``mirror.engine``).
+# Operation level: one upload, move or trash by the mirror engine (``mirror.apply``).
 ENGINE_OPERATIONS = RetryPolicy(OPERATION, attempts=3, backoff=Backoff(base=0.5, cap=60.0))
 
 # Not a retry of one thing but the engine loop's pause before it tries the whole project

@@ -96,6 +96,12 @@ def check(
     untrashed = []
     for ident in lineage.ended & verified:
         paths = lineage.paths[ident]
+        if any(p in want for p in paths):
+            # A file is at that path again (file → folder → file, or rm + create): if syncd
+            # did not look in between, that is a modification — the old content becomes a
+            # Drive revision or is overwritten on local:, as with any edit (the README's
+            # combine table: delete then create = modify).  The new content is checked above.
+            continue
         if not any(p in trashed or p.rsplit("/", 1)[-1] in trashed_names for p in paths):
             untrashed.append(sorted(paths)[0])
     counts.note("untrashed", untrashed)

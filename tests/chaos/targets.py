@@ -30,7 +30,9 @@ def remotes(**xfail: str) -> list[Any]:
     ]
 
 
-_DELETED_SUFFIX = re.compile(r" \(deleted [^)]*\)$")
+# syncd's trash names: "NAME (deleted STAMP)", or "(deleted STAMP)/NAME" when the suffix
+# would not fit 255 bytes (README, "Nothing is lost"); both map back to NAME.
+_DELETED_SUFFIX = re.compile(r" ?\(deleted [^)]*\)$")
 CONFLICT = re.compile(r" \(conflict [^)]*\)")
 
 
@@ -99,7 +101,7 @@ class LocalTarget:
             return out
         for rel, full in self._files(trash).items():
             parts = [_DELETED_SUFFIX.sub("", p) for p in rel.split("/")]
-            out.setdefault("/".join(parts), []).append(md5_file(full))
+            out.setdefault("/".join(p for p in parts if p), []).append(md5_file(full))
         return out
 
     def temp_leftovers(self) -> list[str]:

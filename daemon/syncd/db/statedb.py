@@ -19,85 +19,24 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
 from ..errors import SyncdError
+from .schema import (
+    FILE_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    FileRecord,
+    ProjectRecord,
+    is_corruption,
+    migrate,
+)
+
+__all__ = ["FileRecord", "ProjectRecord", "StateDB", "state_db_path"]
 
 log = logging.getLogger("syncd.state")
-
-SCHEMA_VERSION = 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS files(
-    project TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    md5 TEXT NOT NULL,
-    remote_id TEXT NOT NULL,
-    remote_rev TEXT,
-    synced_at REAL NOT NULL,
-    PRIMARY KEY(project, path)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS projects(
-    project TEXT PRIMARY KEY,
-    target TEXT,
-    paused TEXT,
-    pause_reason TEXT,
-    last_sync REAL,
-    last_error TEXT,
-    state TEXT
-);
-CREATE TABLE IF NOT EXISTS conflicts(
-    project TEXT NOT NULL,
-    path TEXT NOT NULL,
-    kept_as TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS remote_kv(
-    project TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY(project, key)
-) WITHOUT ROWID;
-"""
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """A file the remote confirmed: local size/mtime/md5 at upload, and the remote's id/rev."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    md5: str
-    remote_id: str
-    remote_rev: str | None
-    synced_at: float
-
-
-@dataclass(frozen=True)
-class ProjectRecord:
-    """What survives a restart about a project besides its files."""
-
-    project: str
-    target: str | None
-    paused: str | None  # why it is paused ("user", "deletes"), None when running
-    pause_reason: str | None
-    last_sync: float | None
-    last_error: str | None
-    state: str | None
-
-
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return True
-    return "integrity check failed" in str(exc) or "not a database" in str(exc)
 
 
 def state_db_path(config_path: Path) -> Path:
@@ -117,7 +56,7 @@ class StateDB:
         try:
             self._conn = self._open()
         except sqlite3.DatabaseError as exc:
-            if not _is_corruption(exc):
+            if not is_corruption(exc):
                 # Locked, unreadable, disk full: the index is fine, don't throw it away.
                 raise SyncdError(
                     f"cannot open the state database {path}: {exc}",
@@ -146,8 +85,10 @@ class StateDB:
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {row}")
             conn.executescript(SCHEMA)
+            migrate(conn)
             conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),)
+                "INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?)",
+                (str(SCHEMA_VERSION),),
             )
         except sqlite3.DatabaseError:
             conn.close()
@@ -191,8 +132,7 @@ class StateDB:
     def files(self, project: str) -> dict[str, FileRecord]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT path, size, mtime_ns, md5, remote_id, remote_rev, synced_at "
-                "FROM files WHERE project = ?",
+                f"SELECT {FILE_COLUMNS} FROM files WHERE project = ?",
                 (project,),
             ).fetchall()
         return {r[0]: FileRecord(*r) for r in rows}
@@ -200,8 +140,7 @@ class StateDB:
     def file(self, project: str, path: str) -> FileRecord | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT path, size, mtime_ns, md5, remote_id, remote_rev, synced_at "
-                "FROM files WHERE project = ? AND path = ?",
+                f"SELECT {FILE_COLUMNS} FROM files WHERE project = ? AND path = ?",
                 (project, path),
             ).fetchone()
         return FileRecord(*row) if row else None
@@ -210,8 +149,7 @@ class StateDB:
         prefix = folder.rstrip("/") + "/"
         with self._lock:
             rows = self._conn.execute(
-                "SELECT path, size, mtime_ns, md5, remote_id, remote_rev, synced_at FROM files "
-                "WHERE project = ? AND path >= ? AND path < ?",
+                f"SELECT {FILE_COLUMNS} FROM files WHERE project = ? AND path >= ? AND path < ?",
                 (project, prefix, prefix[:-1] + "0"),  # "0" sorts right after "/"
             ).fetchall()
         return [FileRecord(*r) for r in rows]
@@ -227,7 +165,8 @@ class StateDB:
     def put_file(self, project: str, rec: FileRecord) -> None:
         with self._tx() as c:
             c.execute(
-                "INSERT OR REPLACE INTO files VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO files(project, {FILE_COLUMNS}) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     project,
                     rec.path,
@@ -237,6 +176,8 @@ class StateDB:
                     rec.remote_id,
                     rec.remote_rev,
                     rec.synced_at,
+                    rec.ino,
+                    rec.ctime_ns,
                 ),
             )
             c.execute(
@@ -245,12 +186,17 @@ class StateDB:
                 (project, rec.synced_at),
             )
 
-    def touch_file(self, project: str, path: str, mtime_ns: int) -> None:
-        """The content is unchanged (same md5) but the mtime moved: remember the new mtime."""
+    def touch_file(self, project: str, path: str, key: tuple[int, int, int, int]) -> None:
+        """The content is unchanged (same md5) but the stat moved: remember the new stat.
+
+        ``key`` is ``fileio.stat_key``: (inode, size, mtime, ctime).
+        """
+        ino, size, mtime_ns, ctime_ns = key
         with self._tx() as c:
             c.execute(
-                "UPDATE files SET mtime_ns = ? WHERE project = ? AND path = ?",
-                (mtime_ns, project, path),
+                "UPDATE files SET ino = ?, size = ?, mtime_ns = ?, ctime_ns = ? "
+                "WHERE project = ? AND path = ?",
+                (ino, size, mtime_ns, ctime_ns, project, path),
             )
 
     def forget_files(self, project: str, paths: Iterable[str]) -> None:
@@ -268,8 +214,13 @@ class StateDB:
         is_dir: bool,
         remote_id: str | None,
         remote_rev: str | None,
+        ids_are_paths: bool = False,
     ) -> None:
-        """Re-key one file (or a folder's whole subtree) after the remote confirmed the move."""
+        """Re-key one file (or a folder's whole subtree) after the remote confirmed the move.
+
+        ``ids_are_paths``: the remote's ids are its paths (``Features.stable_ids`` false),
+        so every moved row's ``remote_id`` becomes its new path too.
+        """
         with self._tx() as c:
             if not is_dir:
                 c.execute("DELETE FROM files WHERE project = ? AND path = ?", (project, dst))
@@ -288,8 +239,9 @@ class StateDB:
                 target = new + path[len(old) :]
                 c.execute("DELETE FROM files WHERE project = ? AND path = ?", (project, target))
                 c.execute(
-                    "UPDATE files SET path = ? WHERE project = ? AND path = ?",
-                    (target, project, path),
+                    "UPDATE files SET path = ?, remote_id = CASE WHEN ? THEN ? ELSE remote_id END "
+                    "WHERE project = ? AND path = ?",
+                    (target, ids_are_paths, target, project, path),
                 )
 
     # --- projects ------------------------------------------------------------

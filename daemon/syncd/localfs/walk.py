@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,13 @@ class LocalFile:
     path: str
     size: int
     mtime_ns: int
+    ino: int = 0
+    ctime_ns: int = 0
+
+    @property
+    def key(self) -> tuple[int, int, int, int]:
+        """(inode, size, mtime, ctime): what the index compares (``fileio.stat_key``)."""
+        return (self.ino, self.size, self.mtime_ns, self.ctime_ns)
 
 
 @dataclass
@@ -34,11 +42,19 @@ class Walk:
     links: set[str] = field(default_factory=set)  # symlinks: never followed, never mirrored
 
 
-def walk(root: Path, rules: IgnoreRules, under: str = "") -> Walk:
-    """Walk ``root`` (or its subfolder ``under``) without following symlinks."""
+def walk(
+    root: Path, rules: IgnoreRules, under: str = "", tick: Callable[[], None] | None = None
+) -> Walk:
+    """Walk ``root`` (or its subfolder ``under``) without following symlinks.
+
+    ``tick`` is called once per folder (the mirror's heartbeat: a long walk is work,
+    not a hang).
+    """
     result = Walk()
     stack = [under.strip("/")]
     while stack:
+        if tick is not None:
+            tick()
         rel_dir = stack.pop()
         abs_dir = os.path.join(root, rel_dir) if rel_dir else str(root)
         try:
@@ -65,5 +81,7 @@ def walk(root: Path, rules: IgnoreRules, under: str = "") -> Walk:
                 continue  # sockets, fifos, devices: nothing to mirror
             if rules.is_ignored(rel, False):
                 continue
-            result.files[rel] = LocalFile(rel, st.st_size, st.st_mtime_ns)
+            result.files[rel] = LocalFile(
+                rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+            )
     return result

@@ -1,11 +1,17 @@
 """File events → coalesced, settled change sets (no watchdog here: ``service.watcher`` feeds it).
 
 Events only schedule work; they never carry it out.  Each path collects its
-events in a ``Pending`` entry (see ``combine`` for the table), and becomes
-ready once it has been quiet for ``delay`` — or, if it never stops changing,
-once ``max_delay`` has passed since its first event.  The engine re-checks
-every ready path against the disk and the index, so a stale or missing event
-can cost a little work but never a wrong result.
+events in a ``Pending`` entry (see ``combine`` for the table).  The pending
+paths become ready together once the *project* has been quiet for ``delay``
+(the config's "quiet time after the last change"), so one burst of edits — a
+save-all, a ``git checkout`` — is one batch and one summary line; a path that
+never stops changing still goes once ``max_delay`` has passed since its first
+event.  The engine re-checks every ready path against the disk and the index,
+so a stale or extra event costs a little work but never a wrong result — while a path the coalescer
+*forgot* would stay wrong on the target until the next full walk.  So no
+event ever makes a touched path leave the set: "create then delete" stays
+dirty (the path may have been on the target before the create), and a move
+keeps its source dirty next to its destination.
 """
 
 from __future__ import annotations
@@ -29,17 +35,18 @@ class Kind(enum.Enum):
     DELETED = "deleted"
 
 
-def combine(prev: Kind | None, new: Kind) -> Kind | None:
+def combine(prev: Kind | None, new: Kind) -> Kind:
     """The combine table: what one pending path becomes when another event arrives.
 
-    ``None`` means nothing is left to do for the path.
+    Never "nothing": an event for a path the coalescer had not seen (a temp file
+    renamed over a mirrored one) may concern a file the target holds.
     """
     if prev is None:
         return new
     table = {
         (Kind.CREATED, Kind.CREATED): Kind.CREATED,
         (Kind.CREATED, Kind.MODIFIED): Kind.CREATED,
-        (Kind.CREATED, Kind.DELETED): None,  # never reached the remote
+        (Kind.CREATED, Kind.DELETED): Kind.DELETED,  # the engine finds nothing to do, or a trash
         (Kind.MODIFIED, Kind.CREATED): Kind.MODIFIED,
         (Kind.MODIFIED, Kind.MODIFIED): Kind.MODIFIED,
         (Kind.MODIFIED, Kind.DELETED): Kind.DELETED,
@@ -82,6 +89,7 @@ class Coalescer:
         self._clock = clock
         self._pending: dict[str, Pending] = {}
         self._rescan = False
+        self._last_event = float("-inf")  # the project's latest event: the quiet window's start
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
@@ -91,11 +99,10 @@ class Coalescer:
     def add(self, path: str, kind: Kind, *, is_dir: bool = False) -> None:
         now = self._clock()
         with self._cond:
+            self._last_event = now
             old = self._pending.get(path)
             new_kind = combine(old.kind if old else None, kind)
-            if new_kind is None:
-                del self._pending[path]
-            elif old is None:
+            if old is None:
                 self._pending[path] = Pending(new_kind, now, now, is_dir)
             else:
                 old.kind, old.last, old.is_dir = new_kind, now, is_dir
@@ -105,12 +112,15 @@ class Coalescer:
             self._cond.notify_all()
 
     def move(self, src: str, dst: str, *, is_dir: bool) -> None:
-        """A rename: the destination inherits the source's pending state."""
+        """A rename: the destination inherits the source's pending state (and its origin,
+        so a chain of renames is one move); the source itself stays dirty as deleted."""
         now = self._clock()
         with self._cond:
-            old = self._pending.pop(src, None)
+            self._last_event = now
+            old = self._pending.get(src)
             if old is not None and old.kind is Kind.CREATED:
-                # The source never reached the remote: the destination is simply new.
+                # Made within this window: a plain create at the destination (the source's
+                # own entry still makes the engine look at the source).
                 entry = Pending(Kind.CREATED, old.first, now, is_dir)
             else:
                 origin = old.moved_from if old and old.moved_from else src
@@ -118,9 +128,11 @@ class Coalescer:
             prev_dst = self._pending.get(dst)
             if prev_dst is not None:
                 entry.first = min(entry.first, prev_dst.first)
-            self._pending[dst] = entry
             if is_dir:
                 self._rebase_children(src, dst)
+            first = old.first if old else now
+            self._pending[src] = Pending(Kind.DELETED, first, now, is_dir)
+            self._pending[dst] = entry
             self._check_overflow()
             self._cond.notify_all()
 
@@ -148,14 +160,13 @@ class Coalescer:
             self._rescan = True
 
     def _is_ready(self, p: Pending, now: float) -> bool:
-        return now - p.last >= self.delay or now - p.first >= self.max_delay
+        return now - self._last_event >= self.delay or now - p.first >= self.max_delay
 
     def _next_due(self, now: float) -> float | None:
         if not self._pending:
             return None
-        return min(
-            min(p.last + self.delay, p.first + self.max_delay) for p in self._pending.values()
-        )
+        oldest = min(p.first for p in self._pending.values())
+        return min(self._last_event + self.delay, oldest + self.max_delay)
 
     def take_ready(self, timeout: float) -> Batch:
         """Wait up to ``timeout`` seconds until something is ready, and take it."""

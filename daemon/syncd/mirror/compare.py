@@ -2,8 +2,11 @@
 
 This is the only recovery mechanism (startup, hourly, after a watcher
 overflow, after coming back online): whatever happened while syncd was not
-looking, the walk finds it.  md5 is computed only when size or mtime changed,
-so a walk of an unchanged tree reads no file contents.
+looking, the walk finds it.  A file is "unchanged" only while its inode, size,
+mtime and ctime all equal the index's (``fileio.stat_key``): a swap through a
+temporary name or a chmod changes the inode or the ctime, and the file is then
+read again (the md5 decides whether anything is sent).  A walk of an untouched
+tree reads no file contents.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def compare(root: Path, found: Walk, index: dict[str, FileRecord]) -> ScanChange
         if rec is None:
             created.append(rel)
             changes.dirty.add(rel)
-        elif rec.size != lf.size or rec.mtime_ns != lf.mtime_ns:
+        elif rec.key != lf.key:
             changes.dirty.add(rel)
     # A file or folder we could not read is not a deletion: keep its remote copy.
     unreadable = tuple("" if p == "." else p + "/" for p in found.skipped)
@@ -55,11 +58,13 @@ def _moves_by_content(
 ) -> list[tuple[str, str]]:
     """Pair vanished and new files of equal size and md5, so the remote moves instead of copies.
 
-    Only candidates whose size matches a vanished file are hashed.
+    Only candidates whose size matches a vanished file are hashed.  Empty files are
+    never paired: any two are "equal", and the deleted one must go to the trash.
     """
     by_size: dict[int, list[FileRecord]] = {}
     for rec in deleted:
-        by_size.setdefault(rec.size, []).append(rec)
+        if rec.size > 0:  # every empty file has one md5: pairing them says nothing
+            by_size.setdefault(rec.size, []).append(rec)
     moves: list[tuple[str, str]] = []
     for rel in created:
         candidates = by_size.get(found.files[rel].size)

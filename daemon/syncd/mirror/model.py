@@ -37,3 +37,4 @@ class MirrorStatus:
     last_error: str | None
     conflicts: int
     file_errors: dict[str, str] = field(default_factory=dict)
+    watch: str | None = None  # "inotify", or "polling …: why" where events cannot be had

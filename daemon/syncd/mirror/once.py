@@ -1,7 +1,7 @@
 """``syncd sync --once``, and the pieces of one project's mirror.
 
 ``build_engine`` assembles a project's ignore rules, coalescer, remote and
-engine: the daemon runs the engine in a thread, ``sync_once`` runs one full
+runner: the daemon runs the runner in a thread, ``sync_once`` runs one full
 scan per project and reports how it ended.  The caller holds the config's
 instance lock (``service.lock``), so no daemon uses the same index meanwhile.
 """
@@ -18,30 +18,34 @@ from ..errors import SyncdError
 from ..localfs.ignore import IgnoreRules
 from ..remotes import open_remote
 from .coalescer import Coalescer
-from .engine import MirrorEngine
 from .model import MirrorStatus, ProjectState
+from .runner import MirrorRunner
 
 log = logging.getLogger("syncd.daemon")  # the logger these lines always had
 
 
 def build_engine(
-    pc: ProjectConfig, db: StateDB, drive: DriveConfig
-) -> tuple[IgnoreRules, Coalescer, MirrorEngine]:
-    """The pieces of one project's mirror, shared by the daemon and `sync --once`."""
+    pc: ProjectConfig, db: StateDB, drive: DriveConfig, after: MirrorRunner | None = None
+) -> tuple[IgnoreRules, Coalescer, MirrorRunner]:
+    """The pieces of one project's mirror, shared by the daemon and `sync --once`.
+
+    ``after``: the project's previous runner (a reload), which the new one lets finish.
+    """
     assert pc.mirror is not None
     rules = IgnoreRules(pc.path, pc.ignore)
     coalescer = Coalescer(pc.mirror.delay, pc.mirror.max_delay)
     if db.bind_target(pc.name, pc.mirror.to.raw):
         log.info("%s: the target changed to %s; starting a fresh index", pc.name, pc.mirror.to.raw)
-    engine = MirrorEngine(
+    engine = MirrorRunner(
         pc.name,
         pc.path,
         rules,
-        open_remote(pc.mirror.to, drive=drive, db=db, project=pc.name),
+        open_remote(pc.mirror.to, drive=drive, state=db, project=pc.name),
         db,
         coalescer,
         deletions=pc.mirror.deletions,
         workers=pc.mirror.workers,
+        after=after,
     )
     return rules, coalescer, engine
 
@@ -106,6 +110,7 @@ def sync_once(
                 yield OnceOutcome(pc.name, target, None, error=f"unexpected error: {exc}")
                 continue
         finally:
+            engine.applier.idle()
             engine.remote.close()
         st = engine.status()
         paused = st.reason if st.state is ProjectState.PAUSED else None

@@ -4,7 +4,8 @@
 ``gdrive/`` Google Drive (the only package importing pydrive2 and
 googleapiclient) and ``kaggle/`` the Kaggle datasets adapter (the only module
 importing the kaggle client is ``kaggle/client.py``).  Callers above this layer
-import ``Remote``, ``RemoteEntry``, ``UploadResult`` and ``open_remote`` from here.
+import ``Remote``, ``Features``, ``RemoteEntry``, ``UploadResult`` and
+``open_remote`` from here.
 """
 
 from __future__ import annotations
@@ -12,20 +13,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import Remote, RemoteEntry, UploadResult
+from .base import Features, Remote, RemoteEntry, RemoteState, UploadResult
 
 if TYPE_CHECKING:
     from ..config import DriveConfig, RemoteAddress
-    from ..db.statedb import StateDB
 
-__all__ = ["Remote", "RemoteEntry", "UploadResult", "open_remote"]
+__all__ = ["Features", "Remote", "RemoteEntry", "RemoteState", "UploadResult", "open_remote"]
 
 
-def open_remote(address: RemoteAddress, *, drive: DriveConfig, db: StateDB, project: str) -> Remote:
+def open_remote(
+    address: RemoteAddress, *, drive: DriveConfig, state: RemoteState, project: str
+) -> Remote:
     """The remote for a parsed ``mirror.to`` address.
 
-    ``db``/``project`` give a remote a private corner of the state db (``kv_*``) for
-    what it must remember across restarts (folder ids, pending create intents).
+    ``state``/``project`` give a remote its private corner of the state db (``kv_*``)
+    for what it must remember across restarts (folder ids, pending create intents);
+    a remote sees nothing else of the index.
     Each kind is imported only when used: ``local:`` never pays for googleapiclient.
     """
     if address.kind == "local":
@@ -35,5 +38,5 @@ def open_remote(address: RemoteAddress, *, drive: DriveConfig, db: StateDB, proj
     if address.kind == "gdrive":
         from .gdrive.backend import GDriveRemote
 
-        return GDriveRemote(address, drive, db, project)
+        return GDriveRemote(address, drive, state, project)
     raise ValueError(f"no remote for {address.raw!r}")

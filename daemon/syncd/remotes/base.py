@@ -4,6 +4,10 @@ Paths are POSIX paths relative to the target's root ("a/b.txt"); the remote
 alone knows how they map to its own ids.  A remote never decides policy: the
 mirror engine asks ``stat`` before it overwrites anything and chooses between
 updating, adopting an identical copy and keeping a conflict copy.
+
+What differs between targets is said by ``Features`` (rclone's ``fs.Features``),
+never found out by asking which class a remote is.  What a remote must remember
+across restarts it keeps in ``RemoteState``, its own corner of the state db.
 """
 
 from __future__ import annotations
@@ -12,6 +16,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a target can do or guarantees; the engine's policy reads these, not class names."""
+
+    stable_ids: bool  # an entry keeps its id across moves (Drive); else the id is the path
+    listing_md5: bool  # list_all/stat know md5 without reading the content back (Drive)
+    prunes_folders: bool  # prune_folder really removes emptied folders
+    trash: bool  # trash() keeps a recoverable copy (else deletions would be final)
+    duplicate_names: bool  # one folder may hold two items with one name (Drive)
+    name_max_bytes: int | None  # the longest name the target accepts, in bytes (None: no limit)
+
+
+class RemoteState(Protocol):
+    """A remote's corner of the state db: small string values per project, nothing else."""
+
+    def kv_get(self, project: str, key: str) -> str | None: ...
+
+    def kv_set(self, project: str, key: str, value: str | None) -> None: ...
+
+    def kv_items(self, project: str, prefix: str) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -40,12 +66,15 @@ class Remote(Protocol):
     """A mirror target.  Every method raises only ``syncd.errors`` classes."""
 
     address: str
+    features: Features
 
     def check(self, create: bool = False) -> None:
         """Raise TransientError / AuthRequired / TargetUnavailable if the target can't be used.
 
         ``create``: make the root if it is missing (only on a project's first sync:
         a root that vanished later may be an unmounted disk, not a request to start over).
+        The first successful check of a remote object also removes what an interrupted
+        run of syncd left behind (a ``local:`` target's partial temporary files).
         """
 
     def list_all(self) -> Iterator[RemoteEntry]:
@@ -65,7 +94,11 @@ class Remote(Protocol):
         """
 
     def move(self, entry: RemoteEntry, new_path: str) -> RemoteEntry:
-        """Rename/move a file or folder without copying its content."""
+        """Rename/move a file or folder without copying its content.
+
+        Never replaces what is at ``new_path``: on a target where names are unique
+        that is a ``FileError`` (the engine clears the way first, or keeps a conflict).
+        """
 
     def trash(self, entry: RemoteEntry) -> None:
         """Move a file or folder to the target's trash (recoverable), never a hard delete."""
@@ -73,8 +106,19 @@ class Remote(Protocol):
     def folder(self, path: str) -> RemoteEntry | None:
         """The folder at ``path``, or None if there is none."""
 
+    def folder_is_empty(self, path: str) -> bool:
+        """The folder at ``path`` holds nothing syncd can see (True when there is no folder)."""
+
     def prune_folder(self, path: str) -> None:
         """Remove the folder at ``path`` and its parents while they are empty."""
+
+    def leftovers(self) -> Iterator[tuple[str, RemoteEntry | None]]:
+        """Paths an interrupted create may have left on the target without syncd recording it
+        (killed after the target made the file, before the index row): the file made there,
+        if it still holds what syncd sent, else None."""
+
+    def forget_leftover(self, path: str) -> None:
+        """Drop the record of an unfinished create at ``path``."""
 
     def close(self) -> None:
         """Release connections and file handles."""

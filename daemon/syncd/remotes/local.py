@@ -1,32 +1,57 @@
 """``local:`` — a plain folder as a mirror target (a FUSE-mounted Drive, a USB disk, a test).
 
 Writes go to a temporary file in the destination folder and are renamed into
-place, so a reader never sees a half-written file.  Deletions go to a
-``.syncd-trash/`` folder inside the target, the local analogue of Drive's
-trash.  A file's ``rev`` is ``size:mtime_ns`` of the target copy: cheap to
-compare, and it changes when anyone else writes the file.
+place, so a reader never sees a half-written file; what a killed syncd left of
+such files is swept by the first ``check`` (only names of the form
+``.syncd-tmp-XXXXXXXX-…``: one project per target, so they are all ours).
+Deletions go to a ``.syncd-trash/`` folder inside the target, the local
+analogue of Drive's trash.  A file's ``rev`` is ``size:mtime_ns`` of the
+target copy: cheap to compare, and it changes when anyone else writes the file.
+
+Nothing here replaces what is already at a name it did not mean to replace: a
+create and a move land with ``link`` (which fails on an existing name) rather
+than ``rename``, and every name syncd makes up (temporary, trash, conflict)
+fits NAME_MAX in bytes.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
+import re
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import FileChanged, FileError, TargetUnavailable, TransientError
-from ..fileio import CHUNK, md5_file, open_source, same_version
-from .base import RemoteEntry, UploadResult
+from ..fileio import CHUNK, NAME_MAX, fit_name, md5_file, open_source, same_version
+from .base import Features, RemoteEntry, UploadResult
+
+log = logging.getLogger("syncd.local")
 
 TRASH = ".syncd-trash"
 TMP_PREFIX = ".syncd-tmp-"
+_OUR_TMP = re.compile(r"\.syncd-tmp-[0-9a-f]{8}-")
+FEATURES = Features(
+    stable_ids=False,  # the id is the path: a move changes it
+    listing_md5=False,  # md5 means reading the target copy back
+    prunes_folders=True,
+    trash=True,  # .syncd-trash/
+    duplicate_names=False,
+    name_max_bytes=NAME_MAX,
+)
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _NAME_REJECTED = {errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ}
+# Something of the wrong kind is at the name or on the way to it (a file where a folder
+# should be, or the reverse): that path's problem, never the whole target's.
+_IN_THE_WAY = {errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY}
+_GONE = (FileNotFoundError, NotADirectoryError)
 
 
 def _rev(st: os.stat_result) -> str:
@@ -39,6 +64,8 @@ class LocalRemote:
     def __init__(self, address: str, root: Path) -> None:
         self.address = address
         self.root = root
+        self.features = FEATURES
+        self._swept = False
 
     # --- helpers -------------------------------------------------------------
 
@@ -53,6 +80,8 @@ class LocalRemote:
             )
         if exc.errno in _NAME_REJECTED:
             return FileError(path, f"the target rejected the name: {exc.strerror}")
+        if exc.errno in _IN_THE_WAY:
+            return FileError(path, f"something else is in the way on the target: {exc.strerror}")
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return TargetUnavailable(
                 f"cannot write to {self.address}: {exc.strerror}",
@@ -79,6 +108,8 @@ class LocalRemote:
                 raise TargetUnavailable(
                     f"cannot write to target folder {self.root}", "check its permissions"
                 )
+            if not self._swept:
+                self._sweep()
             return
         if create and not self.root.exists():
             try:
@@ -92,6 +123,31 @@ class LocalRemote:
             f"target folder {self.root} is not there (unmounted disk?)",
             "syncd waits for it to come back; create it to start over",
         )
+
+    def _sweep(self) -> None:
+        """Remove the partial temporary files an interrupted run left (only syncd's names)."""
+        removed = 0
+        stack = [self.root]
+        while stack:
+            try:
+                entries = list(os.scandir(stack.pop()))
+            except OSError:
+                continue
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    if e.path != str(self.root / TRASH):
+                        stack.append(Path(e.path))
+                elif _OUR_TMP.match(e.name):
+                    try:
+                        os.unlink(e.path)
+                        removed += 1
+                    except OSError:
+                        pass
+        if removed:
+            log.info(
+                "%s: removed %d partial temporary files of an earlier run", self.address, removed
+            )
+        self._swept = True
 
     def list_all(self) -> Iterator[RemoteEntry]:
         self._require_root()
@@ -119,11 +175,11 @@ class LocalRemote:
         target = self._abs(path)
         try:
             st = target.lstat()
-        except FileNotFoundError:
+        except _GONE:  # NotADirectory: a parent is a file, so nothing is at this path
             return None
         except OSError as exc:
             raise self._target_error(path, exc) from exc
-        if os.path.isdir(target):
+        if stat.S_ISDIR(st.st_mode):
             return RemoteEntry(path, path, 0, None, None, True)
         rev = _rev(st)
         if known is not None and known.rev == rev and known.md5:
@@ -134,8 +190,11 @@ class LocalRemote:
             raise self._target_error(path, exc) from exc
 
     def folder(self, path: str) -> RemoteEntry | None:
-        target = self._abs(path)
-        return RemoteEntry(path, path, 0, None, None, True) if target.is_dir() else None
+        try:
+            is_dir = stat.S_ISDIR(self._abs(path).lstat().st_mode)
+        except OSError:
+            is_dir = False
+        return RemoteEntry(path, path, 0, None, None, True) if is_dir else None
 
     def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
         self._require_root()
@@ -146,7 +205,9 @@ class LocalRemote:
             before = os.fstat(src.fileno())
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f"{TMP_PREFIX}{secrets.token_hex(4)}-{target.name}"[:255])
+                tmp = target.with_name(
+                    fit_name(f"{TMP_PREFIX}{secrets.token_hex(4)}-{target.name}")
+                )
                 md5 = self._copy(src, tmp)
             except OSError as exc:
                 raise self._target_error(path, exc) from exc
@@ -159,9 +220,16 @@ class LocalRemote:
                 raise FileChanged(path, "the file changed while it was being copied")
             try:
                 os.utime(tmp, ns=(after.st_atime_ns, after.st_mtime_ns))
-                os.replace(tmp, target)
+                if replace is None:  # a new file: never over one that appeared meanwhile
+                    _rename_noreplace(tmp, target)
+                else:
+                    os.replace(tmp, target)
                 tmp = None
                 st = target.stat()
+            except FileExistsError as exc:
+                if not os.path.isdir(target):  # someone wrote it since stat: look again
+                    raise TransientError(f"{path} appeared on {self.address} meanwhile") from exc
+                raise self._target_error(path, exc) from exc
             except OSError as exc:
                 raise self._target_error(path, exc) from exc
             entry = RemoteEntry(path, path, st.st_size, md5, _rev(st))
@@ -169,7 +237,10 @@ class LocalRemote:
         finally:
             src.close()
             if tmp is not None:
-                tmp.unlink(missing_ok=True)
+                try:
+                    tmp.unlink(missing_ok=True)
+                except OSError:
+                    pass  # swept by the next start
 
     @staticmethod
     def _copy(src: BinaryIO, tmp: Path) -> str:
@@ -185,7 +256,7 @@ class LocalRemote:
         src, dst = self._abs(entry.path), self._abs(new_path)
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(src, dst)
+            _rename_noreplace(src, dst)
             st = dst.stat()
         except FileNotFoundError as exc:
             raise FileError(entry.path, "it is no longer on the target") from exc
@@ -195,17 +266,52 @@ class LocalRemote:
 
     def trash(self, entry: RemoteEntry) -> None:
         self._require_root()
-        dst = self.root / TRASH / entry.path
-        if dst.exists():
-            stamp = time.strftime("%Y-%m-%d %H%M%S")
-            dst = dst.with_name(f"{dst.name} (deleted {stamp} {secrets.token_hex(2)})")
         try:
+            dst = self._free_trash_path(entry.path)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(self._abs(entry.path), dst)
-        except FileNotFoundError:
+            _rename_noreplace(self._abs(entry.path), dst)
+        except _GONE:
             return  # already gone: nothing left to keep
         except OSError as exc:
             raise self._target_error(entry.path, exc) from exc
+
+    def _free_trash_path(self, path: str) -> Path:
+        """Where ``path`` goes in the trash: its own path there, unless a name on the way is
+        taken (trashed before, or a file where a folder must be).  That name then gets a
+        ``" (deleted STAMP)"`` suffix, or — when the suffix would not fit NAME_MAX bytes —
+        goes whole into a ``"(deleted STAMP)"`` folder of its own."""
+        stamp = f"(deleted {time.strftime('%Y-%m-%d %H%M%S')} {secrets.token_hex(2)})"
+        parts = path.split("/")
+        cur = self.root / TRASH
+        for i, part in enumerate(parts):
+            cand = cur / part
+            last = i == len(parts) - 1
+            taken = os.path.lexists(cand) and (last or not cand.is_dir() or cand.is_symlink())
+            if not taken:
+                cur = cand
+            elif len(os.fsencode(f"{part} {stamp}")) <= NAME_MAX:
+                cur = cur / f"{part} {stamp}"
+            else:
+                cur = cur / stamp / part
+        return cur
+
+    def folder_is_empty(self, path: str) -> bool:
+        try:
+            with os.scandir(self._abs(path)) as it:
+                return not any(True for _ in it)
+        except _GONE:
+            return True
+        except OSError as exc:
+            raise self._target_error(path, exc) from exc
+
+    def leftovers(self) -> Iterator[tuple[str, RemoteEntry | None]]:
+        """Nothing beyond the partial temp files ``check`` sweeps: a create lands by one
+        rename, microseconds before the engine's index row (a kill in between is not covered;
+        Drive's create, a request in flight, is)."""
+        return iter(())
+
+    def forget_leftover(self, path: str) -> None:
+        pass
 
     def prune_folder(self, path: str) -> None:
         """Remove ``path`` and its parents while they are empty (after their files were trashed)."""
@@ -218,6 +324,39 @@ class LocalRemote:
 
     def close(self) -> None:
         pass
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError then).
+
+    Files: ``link`` + ``unlink``, atomic about the name.  Folders, and filesystems
+    without hard links: a check just before the rename (a folder cannot hide a
+    rename onto a non-empty folder anyway: ENOTEMPTY).
+    """
+    if not src.is_dir() or src.is_symlink():
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except FileExistsError:
+            if not _same_file(src, dst):
+                raise
+            os.rename(src, dst)  # a case-only rename on a case-insensitive disk
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                raise
+        else:
+            os.unlink(src)
+            return
+    if os.path.lexists(dst) and not _same_file(src, dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samestat(os.lstat(a), os.lstat(b))
+    except OSError:
+        return False
 
 
 def _stat_or_none(path: Path) -> os.stat_result | None:

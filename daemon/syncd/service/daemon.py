@@ -1,9 +1,11 @@
 """The daemon's lifecycle: one instance per config, its projects, the scheduler, signals.
 
 Each project gets its ignore rules, a coalescer fed by the shared watcher, a
-remote and a ``MirrorEngine`` running in its own thread.  The daemon only
+remote and a ``MirrorRunner`` running in its own thread.  The daemon only
 wires these together and starts/stops them; every decision about files is
-the engine's.
+the mirror's.  A folder that cannot be watched (inotify limits) is polled by
+its runner instead, and status says so.  A reload never runs two runners of
+one project at once: the new one waits until the old one's uploads are done.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from ..db.statedb import StateDB
 from ..errors import ConfigError
 from ..localfs.ignore import IgnoreRules
 from ..mirror.coalescer import Coalescer
-from ..mirror.engine import MirrorEngine
 from ..mirror.once import build_engine
+from ..mirror.runner import POLL_MIN_S, MirrorRunner
 from .controller import Controller
 from .hosts import DaemonHost
 from .ipc import Server, socket_path
 from .protocol import dispatch
 from .sd_notify import SystemdNotifier
-from .watcher import Watch, Watcher
+from .watcher import PartialWatch, Watch, Watcher, WatchUnavailable
 
 if TYPE_CHECKING:
     from ..snapshot.service import SnapshotService
@@ -48,7 +50,7 @@ class ProjectRuntime:
     config: ProjectConfig
     rules: IgnoreRules
     coalescer: Coalescer
-    engine: MirrorEngine
+    engine: MirrorRunner
     thread: threading.Thread
     watch: Watch | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -77,7 +79,8 @@ class Daemon:
 
     # --- projects ------------------------------------------------------------
 
-    def _start_project(self, pc: ProjectConfig) -> None:
+    def _start_project(self, pc: ProjectConfig, after: MirrorRunner | None = None) -> None:
+        """Start a project's mirror; ``after``: its previous runner (a reload), let finish."""
         if pc.mirror is None:
             return
         if pc.mirror.pull:
@@ -86,10 +89,11 @@ class Daemon:
                 pc.name,
                 ", ".join(pc.mirror.pull),
             )
-        rules, coalescer, engine = build_engine(pc, self.db, self.config.drive)
+        rules, coalescer, engine = build_engine(pc, self.db, self.config.drive, after)
         thread = threading.Thread(target=engine.run, name=f"mirror-{pc.name}", daemon=True)
         rt = ProjectRuntime(pc, rules, coalescer, engine, thread)
         engine.on_folder_back = lambda: self._rewatch(rt)
+        engine.on_root_replaced = lambda: self._rewatch(rt)
         self.projects[pc.name] = rt
         self._rewatch(rt)  # watch before the first scan, so no edit falls between them
         thread.start()
@@ -135,16 +139,22 @@ class Daemon:
         trainer.start()
         self.trainers[pc.name] = trainer
 
-    def _stop_project(self, rt: ProjectRuntime, deadline: float) -> None:
-        if self._watcher is not None and rt.watch is not None:
-            self._watcher.unwatch(rt.watch)
+    def _retire(self, rt: ProjectRuntime) -> MirrorRunner:
+        """Stop watching and tell the runner to stop; it closes its remote once done."""
+        with rt.lock:
+            if self._watcher is not None and rt.watch is not None:
+                self._watcher.unwatch(rt.watch)
+                rt.watch = None
         rt.engine.stop()
+        return rt.engine
+
+    def _stop_project(self, rt: ProjectRuntime, deadline: float) -> None:
+        self._retire(rt)
         rt.thread.join(max(0.1, deadline - time.monotonic()))
-        if rt.thread.is_alive():
+        if rt.thread.is_alive() or not rt.engine.finished.wait(0):
             log.warning(
                 "%s: still busy at shutdown; the next start picks up the rest", rt.config.name
             )
-        rt.engine.remote.close()
 
     def _rewatch(self, rt: ProjectRuntime) -> None:
         assert self._watcher is not None
@@ -162,14 +172,19 @@ class Daemon:
                     on_rules_changed=lambda: self._rules_changed(rt),
                     on_root_gone=rt.engine.request_scan,
                 )
-            except OSError as exc:
-                log.error(
-                    "%s: cannot watch %s: %s (if it says 'inotify watch limit reached', raise "
-                    "fs.inotify.max_user_watches); falling back to the hourly scan",
-                    rt.config.name,
-                    rt.config.path,
-                    exc,
-                )
+            except WatchUnavailable as exc:
+                if isinstance(exc, PartialWatch):
+                    rt.watch = exc.watch  # events for what it covers, polling for the rest
+                if rt.engine.poll_every is None:
+                    log.warning(
+                        "%s: cannot watch %s: %s; polling it instead",
+                        rt.config.name,
+                        rt.config.path,
+                        exc,
+                    )
+                rt.engine.poll(POLL_MIN_S, str(exc))
+            else:
+                rt.engine.watched()
 
     @staticmethod
     def _rules_changed(rt: ProjectRuntime) -> None:
@@ -211,8 +226,17 @@ class Daemon:
         self._notifier.ready(self._summary())
 
     def rescan_all(self) -> None:
+        """The hourly safety net: a full walk of every project, and a look at whether each
+        watch still covers its tree (folders made later may have hit the watch limit)."""
         for rt in self.projects.values():
             rt.engine.request_scan()
+            if self._watcher is None or rt.watch is None or rt.engine.poll_every is not None:
+                continue
+            missing = self._watcher.unwatched(rt.watch, rt.config.path)
+            if missing:
+                why = f"{missing} folders could not be watched: inotify watch limit reached"
+                log.warning("%s: %s; polling it as well", rt.config.name, why)
+                rt.engine.poll(POLL_MIN_S, why)
 
     def reload(self) -> None:
         """Re-read the config: start added projects, stop removed ones, restart changed ones.
@@ -234,7 +258,7 @@ class Daemon:
         old = {pc.name: pc for pc in self.config.projects}
         fresh = {pc.name: pc for pc in new.projects}
         self.config = new
-        deadline = time.monotonic() + STOP_GRACE_S
+        previous: dict[str, MirrorRunner] = {}
         for name, pc in old.items():
             if fresh.get(name) != pc:
                 log.info(
@@ -242,10 +266,11 @@ class Daemon:
                 )
                 self._stop_snapshots(name)  # its rules, path or dataset may have changed
                 if name in self.projects:
-                    self._stop_project(self.projects.pop(name), deadline)
+                    # Not joined here: the new runner waits for it (an upload may be in flight).
+                    previous[name] = self._retire(self.projects.pop(name))
         for name, pc in fresh.items():
             if name not in self.projects and name not in self.snapshots:
-                self._start_project(pc)
+                self._start_project(pc, after=previous.get(name))
                 self._start_snapshots(pc)
                 self._start_training(pc)
         log.info("config reloaded: %s", self._summary())

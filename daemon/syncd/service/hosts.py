@@ -24,9 +24,9 @@ from .lock import InstanceLock, instance_lock
 from .status import header, mirror_status_from_disk
 
 if TYPE_CHECKING:
-    from ..mirror.engine import MirrorEngine
     from ..mirror.model import MirrorStatus
     from ..mirror.once import OnceOutcome
+    from ..mirror.runner import MirrorRunner
     from ..snapshot.service import SnapshotService
     from ..train.service import TrainService
     from .controller import MirrorControl
@@ -176,7 +176,7 @@ class LocalHost:
         )
         self._db: StateDB | None = None
         self._lock: InstanceLock | None = None
-        self._engines: dict[str, MirrorEngine] = {}
+        self._engines: dict[str, MirrorRunner] = {}
         self._services: dict[str, SnapshotService] = {}
 
     @property

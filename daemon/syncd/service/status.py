@@ -50,6 +50,7 @@ def project_status(
             "last_sync": iso(mirror.last_sync),
             "last_error": mirror.last_error,
             "conflicts": mirror.conflicts,
+            "watch": mirror.watch,
         },
         "snapshot": snapshot,
         "manifest": None,  # the Drive manifest (`syncd flush`, `syncd colab`): not built yet

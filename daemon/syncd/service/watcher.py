@@ -4,20 +4,31 @@ Owns watchdog: the event mask, the handler that turns events into
 ``mirror.coalescer`` calls (relative paths, ignore rules, moves, the project
 root vanishing, rules files changing) and the kernel-queue overflow signal that
 turns into rescans.  Nothing else in syncd imports watchdog.
+
+When inotify cannot be had — no instance left (``fs.inotify.max_user_instances``)
+or too few watches for the tree (``fs.inotify.max_user_watches``) — ``watch``
+raises ``WatchUnavailable`` with the sentence to show and the sysctl line that
+fixes it; the daemon then has the project polled by light walks instead.
+``SYNCD_TEST_INOTIFY_FAIL=1`` makes inotify "fail" at start, for tests and for
+trying the fallback on a machine where the limits are fine.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import (
+    DirAttribEvent,
     DirCreatedEvent,
     DirDeletedEvent,
     DirModifiedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -36,8 +47,11 @@ from ..mirror.coalescer import Coalescer, Kind
 # "closed without writing": its own walks (and ours, and git's) then flood the
 # kernel queue on big trees, the overflow triggers a rescan that floods it
 # again, and no edit is ever delivered.  The Created events must stay in, or new
-# subfolders are not watched (watchdog #990).
+# subfolders are not watched (watchdog #990).  The Attrib events carry chmod: a file
+# made readable again changes nothing else, and must be looked at again.
 EVENT_FILTER = [
+    FileAttribEvent,
+    DirAttribEvent,
     FileModifiedEvent,
     FileClosedEvent,
     FileCreatedEvent,
@@ -109,8 +123,10 @@ class _Handler(FileSystemEventHandler):
             self.sink.add(rel, Kind.CREATED, is_dir=is_dir)
         elif isinstance(event, FileDeletedEvent | DirDeletedEvent):
             self.sink.add(rel, Kind.DELETED, is_dir=is_dir)
-        elif isinstance(event, FileModifiedEvent | FileClosedEvent):
+        elif isinstance(event, FileModifiedEvent | FileClosedEvent | FileAttribEvent):
             self.sink.add(rel, Kind.MODIFIED)
+        elif isinstance(event, DirAttribEvent):  # permissions of a folder: walk it again
+            self.sink.add(rel, Kind.MODIFIED, is_dir=True)
 
 
 class _OverflowSignal(logging.Filter):
@@ -145,14 +161,70 @@ for _name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
 
 Watch = ObservedWatch  # what ``Watcher.watch`` returns and ``unwatch`` takes back
 
+FAIL_SWITCH = "SYNCD_TEST_INOTIFY_FAIL"  # "1": behave as if inotify could not start
+WATCHES_SYSCTL = "sudo sysctl fs.inotify.max_user_watches=524288"
+INSTANCES_SYSCTL = "sudo sysctl fs.inotify.max_user_instances=1024"
+
+
+class WatchUnavailable(Exception):
+    """A folder cannot be watched with inotify; ``str()`` says why and how to fix it."""
+
+
+class PartialWatch(WatchUnavailable):
+    """Watched, but not every subfolder (the watch limit ran out part way): ``watch`` is
+    kept for the folders it covers, and the project is polled for the rest."""
+
+    def __init__(self, message: str, watch: ObservedWatch) -> None:
+        super().__init__(message)
+        self.watch = watch
+
+
+def describe_inotify_failure(exc: OSError) -> str:
+    """One sentence for an inotify failure, with the sysctl line that fixes it."""
+    text = str(exc)
+    if exc.errno == errno.ENOSPC or "watch limit" in text:
+        return f"inotify watch limit reached (raise it: {WATCHES_SYSCTL})"
+    if exc.errno == errno.EMFILE or "instance limit" in text:
+        return f"inotify cannot start: no instance left (raise it: {INSTANCES_SYSCTL})"
+    return f"inotify cannot watch it: {exc.strerror or text}"
+
+
+def inotify_problem() -> str | None:
+    """Why inotify cannot start in this process (the test switch included), or None.
+
+    For ``syncd doctor``: it opens one inotify instance and closes it again.
+    """
+    try:
+        observer = _make_observer()
+    except OSError as exc:
+        return describe_inotify_failure(exc)
+    observer.stop()
+    return None
+
+
+def _make_observer() -> BaseObserver:
+    if os.environ.get(FAIL_SWITCH) == "1":
+        raise OSError(errno.EMFILE, f"inotify instance limit reached ({FAIL_SWITCH}=1)")
+    return Observer()
+
 
 class Watcher:
-    """One watchdog observer shared by all projects of a daemon."""
+    """One watchdog observer shared by all projects of a daemon (none if inotify failed)."""
 
     def __init__(self) -> None:
-        self._observer: BaseObserver = Observer()
-        self._observer.daemon = True
-        self._observer.start()
+        self.problem: str | None = None  # why nothing can be watched, or None
+        self._observer: BaseObserver | None = None
+        try:
+            observer = _make_observer()
+            observer.daemon = True
+            observer.start()
+        except OSError as exc:
+            self.problem = describe_inotify_failure(exc)
+            logging.getLogger("syncd.daemon").warning(
+                "%s; every project is polled instead", self.problem
+            )
+            return
+        self._observer = observer
 
     def watch(
         self,
@@ -162,19 +234,53 @@ class Watcher:
         on_rules_changed: Callable[[], None],
         on_root_gone: Callable[[], None],
     ) -> ObservedWatch:
+        """Watch ``root`` recursively; ``WatchUnavailable`` if inotify cannot (see module)."""
+        if self._observer is None:
+            raise WatchUnavailable(self.problem or "inotify is not available")
         handler = _Handler(root, rules, sink, on_rules_changed, on_root_gone)
+        try:
+            watch = self._observer.schedule(
+                handler, str(root), recursive=True, event_filter=EVENT_FILTER
+            )
+        except OSError as exc:
+            raise WatchUnavailable(describe_inotify_failure(exc)) from exc
         _overflow.listeners.append(sink.request_rescan)
-        watch = self._observer.schedule(
-            handler, str(root), recursive=True, event_filter=EVENT_FILTER
-        )
         watch.syncd_sink = sink  # type: ignore[attr-defined]
+        missing = self.unwatched(watch, root)
+        if missing:
+            raise PartialWatch(
+                f"{missing} folders could not be watched: "
+                f"inotify watch limit reached (raise it: {WATCHES_SYSCTL})",
+                watch,
+            )
         return watch
+
+    def unwatched(self, watch: ObservedWatch, root: Path) -> int:
+        """How many folders below ``root`` the watch does not cover (0 if unknown).
+
+        watchdog ignores a failed watch on a subfolder (only the root's failure is
+        raised), so the limit running out part way is found by counting: the
+        folders present against the watches its inotify group holds.
+        """
+        emitter = getattr(self._observer, "_emitter_for_watch", {}).get(watch)
+        held = getattr(getattr(emitter, "_inotify", None), "_active_callbacks_by_path", None)
+        if not isinstance(held, dict):
+            return 0  # another watchdog: nothing to count with
+        for attempt in range(2):
+            present = {os.fsencode(d) for d, _, _ in os.walk(root)}
+            missing = len(present - set(held))
+            if not missing or attempt:
+                return missing
+            time.sleep(0.5)  # folders made during the count get their watch meanwhile
+        return 0
 
     def unwatch(self, watch: ObservedWatch) -> None:
         sink = getattr(watch, "syncd_sink", None)
         if sink is not None and sink.request_rescan in _overflow.listeners:
             _overflow.listeners.remove(sink.request_rescan)
         _overflow.expect_overflow()
+        if self._observer is None:
+            return
         try:
             self._observer.unschedule(watch)
         except (KeyError, OSError):
@@ -183,5 +289,6 @@ class Watcher:
     def stop(self) -> None:
         _overflow.listeners.clear()
         _overflow.expect_overflow()
-        self._observer.stop()
-        self._observer.join(timeout=5)
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)

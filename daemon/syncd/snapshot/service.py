@@ -183,8 +183,14 @@ class SnapshotService:
                 self.name,
             )
         files = self._selection().files()
+        # The mirror's md5s count only while the whole stat matches (inode and ctime too: two
+        # files swapped through a temporary name keep their sizes and mtimes).
         index = (
-            {p: (r.size, r.mtime_ns, r.md5) for p, r in self.db.files(self.name).items()}
+            {
+                p: (r.size, r.mtime_ns, r.md5)
+                for p, r in self.db.files(self.name).items()
+                if p in files and r.key == files[p].key
+            }
             if self.project.mirror is not None
             else {}
         )

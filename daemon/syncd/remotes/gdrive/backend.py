@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import FileChanged, FileError, TransientError
 from ...fileio import open_source, same_version
-from ..base import RemoteEntry, UploadResult
+from ..base import Features, RemoteEntry, UploadResult
 from .credentials import CredentialSource
 from .folders import ITEM_FIELDS, DriveFolders, quote
 from .transport import (
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from googleapiclient.http import MediaUpload
 
     from ...config import DriveConfig, RemoteAddress
-    from ...db.statedb import StateDB
+    from ..base import RemoteState
 
 log = logging.getLogger("syncd.gdrive")
 
@@ -82,11 +82,26 @@ def _mime(title: str) -> str:
     return mimetypes.guess_type(title, strict=False)[0] or "application/octet-stream"
 
 
+def drive_features(scope: str) -> Features:
+    """What the mirror engine may count on with Drive (``remotes.base.Features``)."""
+    return Features(
+        stable_ids=True,  # a file keeps its id across renames and moves
+        listing_md5=True,  # md5Checksum comes with every listing
+        prunes_folders=scope == "full",  # drive.file cannot see others' files in a folder
+        trash=True,  # files.trash: recoverable for 30 days
+        duplicate_names=True,  # titles are not unique in a folder
+        name_max_bytes=None,
+    )
+
+
 class GDriveRemote:
     """One project's target folder on Google Drive."""
 
-    def __init__(self, address: RemoteAddress, cfg: DriveConfig, db: StateDB, project: str) -> None:
+    def __init__(
+        self, address: RemoteAddress, cfg: DriveConfig, db: RemoteState, project: str
+    ) -> None:
         self.address = address.raw
+        self.features = drive_features(cfg.scope)
         self.cfg = cfg
         self.db = db
         self.project = project
@@ -410,13 +425,35 @@ class GDriveRemote:
         while path:
             folder = self.ns.folder(path, create=False)
             if folder is not None:
-                q = f"{quote(folder.id)} in parents and trashed = false"
-                args = dict(self.ns.list_args(), q=q, maxResults=1, fields="items(id)")
-                page = self.api.call(lambda a=args: self.ns.files().list(**a), f"checking {path}")
-                if page.get("items"):
+                if not self.folder_is_empty(path):
                     return
                 self.trash(RemoteEntry(path, folder.id, 0, None, None, True))
             path = split(path)[0]
+
+    def folder_is_empty(self, path: str) -> bool:
+        """No live child syncd can see (with drive.file: none of syncd's own)."""
+        folder = self.ns.folder(path, create=False)
+        if folder is None:
+            return True
+        q = f"{quote(folder.id)} in parents and trashed = false"
+        args = dict(self.ns.list_args(), q=q, maxResults=1, fields="items(id)")
+        page = self.api.call(lambda a=args: self.ns.files().list(**a), f"checking {path}")
+        return not page.get("items")
+
+    # --- what an interrupted run left (asked by the mirror engine at each full scan) ------
+
+    def leftovers(self) -> Iterator[tuple[str, RemoteEntry | None]]:
+        """Paths with a create intent still recorded, and the file it made if that is ours."""
+        for key in list(self.db.kv_items(self.project, "new:")):
+            path = key[4:]
+            intent = self._intent(path)
+            item = self.ns.get(intent["id"], path) if intent else None
+            mine = item is not None and intent is not None and item.md5 in _written(intent)
+            alive = item is not None and not item.trashed and not item.is_dir
+            yield path, item.entry(path) if item is not None and mine and alive else None
+
+    def forget_leftover(self, path: str) -> None:
+        self.ns.kv("new:" + path, None)
 
     def close(self) -> None:
         self.api.close()

@@ -26,7 +26,7 @@ from .tree import FOLDER_MIME, DriveItem, DriveTree, Folder, pick, split, usable
 
 if TYPE_CHECKING:
     from ...config import DriveConfig, RemoteAddress
-    from ...db.statedb import StateDB
+    from ..base import RemoteState
 
 log = logging.getLogger("syncd.gdrive")
 
@@ -64,7 +64,7 @@ class DriveFolders:
         address: RemoteAddress,
         cfg: DriveConfig,
         api: DriveApi,
-        db: StateDB,
+        db: RemoteState,
         project: str,
         service_account: bool,
     ) -> None:

@@ -1,0 +1,267 @@
+"""From "these paths may have changed" to a plan of what to do on the remote, and its guards.
+
+The planner reads only the project folder and the index, never the remote:
+a full walk (``scan``), the expansion of changed folders into their files,
+and the classification of every path into an upload, a deletion or nothing.
+The plan is ordered so that the way is clear before anything is created:
+deletions that stand in the way of an upload (a folder replaced by a file,
+or a file replaced by a folder) go first, the other deletions last — a
+deletion never runs before the upload that might replace it.
+
+The guards refuse to guess when data is at risk (Syncthing's habit): a
+folder that vanished or emptied, or a large share of the files gone at once,
+pauses the project instead of trashing the remote.  The rule is in
+``mass_deletion``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..db.statedb import FileRecord, StateDB
+from ..fileio import stat_key
+from ..localfs.ignore import IgnoreRules
+from ..localfs.walk import walk
+from .compare import ScanChanges, compare
+from .model import PauseKind
+from .tracker import StateTracker
+
+GUARD_MIN_FILES = 5  # mass-deletion guard: at least this many files gone...
+GUARD_SHARE = 0.5  # ...and more than this share of the mirrored ones (or every one of them)
+SYMLINK = "symlink (symlinks are not followed)"
+_GONE = (FileNotFoundError, NotADirectoryError)  # a parent replaced by a file: gone as well
+
+
+@dataclass
+class Plan:
+    """What one batch does on the remote, in this order: clears, uploads, deletes."""
+
+    clears: list[FileRecord] = field(default_factory=list)  # deletions in an upload's way
+    uploads: list[str] = field(default_factory=list)
+    deletes: list[FileRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.clears or self.uploads or self.deletes)
+
+    @property
+    def size(self) -> int:
+        return len(self.clears) + len(self.uploads) + len(self.deletes)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A guard's verdict: pause the project with this reason instead of applying the plan."""
+
+    reason: str
+    kind: PauseKind
+
+
+def mass_deletion(missing: int, tracked: int, files_left: int) -> bool:
+    """Too much vanished at once to trash it without asking.
+
+    ``missing`` of the ``tracked`` mirrored files are gone from the folder, which
+    holds ``files_left`` files to mirror.  At least ``GUARD_MIN_FILES`` and more
+    than ``GUARD_SHARE`` of them, or every one of them with nothing left in their
+    place (a project emptied except `.git`, an `rm *` in the wrong terminal) —
+    not when they were all renamed.
+    """
+    if missing == 0:
+        return False
+    if missing >= GUARD_MIN_FILES and missing > tracked * GUARD_SHARE:
+        return True
+    return missing == tracked and files_left == 0
+
+
+class Planner:
+    """Scans, expands and classifies for one project; reports per-path trouble to the tracker."""
+
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        rules: IgnoreRules,
+        db: StateDB,
+        tracker: StateTracker,
+        tick: Callable[[], None],
+    ) -> None:
+        self.name = name
+        self.root = root
+        self.rules = rules
+        self.db = db
+        self.tracker = tracker
+        self.tick = tick
+        self._root_id: tuple[int, int] | None = None
+
+    # --- the full walk -------------------------------------------------------
+
+    def scan(self) -> ScanChanges:
+        """Walk the folder and compare it with the index (no remote involved)."""
+        found = walk(self.root, self.rules, tick=self.tick)
+        for path, why in found.skipped.items():
+            self.tracker.file_error(path, why)
+        for path in found.links:
+            self.tracker.notice(path, SYMLINK)
+        index = self.db.files(self.name)
+        self.tick()
+        changes = compare(self.root, found, index)
+        for p in list(index):
+            if p not in found.files and (
+                p in found.skipped or p in found.links or self.rules.is_ignored(p, False)
+            ):
+                changes.dirty.discard(p)
+        self.tracker.keep_errors_of(set(found.skipped) | changes.dirty)
+        return changes
+
+    def lost_on_remote(self, present: Iterable[str]) -> list[str]:
+        """Index rows whose file the remote no longer has (deleted there by hand): forgotten,
+        so the next plan uploads them again."""
+        seen = set(present)
+        lost = [p for p in self.db.files(self.name) if p not in seen]
+        if lost:
+            self.db.forget_files(self.name, lost)
+        return lost
+
+    # --- one batch -----------------------------------------------------------
+
+    def plan(self, dirty: Iterable[str]) -> Plan:
+        """Expand the changed paths to files and classify each one."""
+        paths = self._expand(dirty)
+        plan = Plan()
+        deletes: list[FileRecord] = []
+        for n, p in enumerate(sorted(paths)):
+            if n % 256 == 0:
+                self.tick()
+            self._classify(p, plan, deletes)
+        self._order(plan, deletes)
+        return plan
+
+    def _expand(self, dirty: Iterable[str]) -> set[str]:
+        """Folders → the files below them, on disk and in the index (and the path itself,
+        which the index may know as a file that a folder has replaced)."""
+        paths: set[str] = set()
+        for p in dirty:
+            paths.add(p)
+            paths.update(r.path for r in self.db.files_under(self.name, p))
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(self.root / p).st_mode)
+            except OSError:
+                continue  # gone, or unreachable (classify says which)
+            if is_dir and not self.rules.is_ignored(p, True):
+                found = walk(self.root, self.rules, under=p, tick=self.tick)
+                paths.update(found.files)
+                for sp, why in found.skipped.items():
+                    self.tracker.file_error(sp, why)
+                for link in found.links:
+                    self.tracker.notice(link, SYMLINK)
+        return paths
+
+    def _classify(self, p: str, plan: Plan, deletes: list[FileRecord]) -> None:
+        try:
+            st: os.stat_result | None = os.lstat(self.root / p)
+        except _GONE:
+            st = None
+        except OSError as exc:  # a name too long for the system, a folder we cannot enter
+            self.tracker.file_error(p, f"cannot read it: {exc.strerror}")
+            return
+        rec = self.db.file(self.name, p)
+        if st is not None and self.behind_link(p):
+            self.tracker.notice(p.rpartition("/")[0], SYMLINK)
+            return  # neither upload through the link nor trash the remote copy
+        if st is None:
+            self.tracker.file_ok(p)
+            if rec is not None:
+                deletes.append(rec)
+        elif stat.S_ISLNK(st.st_mode):
+            self.tracker.notice(p, SYMLINK)
+        elif not stat.S_ISREG(st.st_mode):
+            if rec is not None:  # a file replaced by a folder (or a fifo): no longer mirrored
+                deletes.append(rec)
+        elif self.rules.is_ignored(p, False):
+            if rec is not None:
+                self.tracker.log.info(
+                    "%s: %s is ignored now; its remote copy is left alone", self.name, p
+                )
+                self.db.forget_files(self.name, [p])
+        elif rec is None or rec.key != stat_key(st):
+            plan.uploads.append(p)
+
+    def _order(self, plan: Plan, deletes: list[FileRecord]) -> None:
+        """Deletions in the way of an upload become clears (they run first): a file below
+        what is a file now, or a file where a folder of uploads is now."""
+        uploads = set(plan.uploads)
+        upload_folders: set[str] = set()
+        for u in plan.uploads:
+            upload_folders |= _ancestors(u)
+        for rec in deletes:
+            if _ancestors(rec.path) & uploads or rec.path in upload_folders:
+                plan.clears.append(rec)
+            else:
+                plan.deletes.append(rec)
+
+    def behind_link(self, path: str) -> bool:
+        """True when a parent folder of ``path`` is a symlink (lstat follows parents)."""
+        parent = os.path.dirname(os.path.join(self.root, path))
+        return os.path.realpath(parent) != os.path.realpath(self.root) + (
+            "/" + os.path.dirname(path) if os.path.dirname(path) else ""
+        )
+
+    def root_replaced(self) -> bool:
+        """The folder at ``root`` is another one than last time (``mv p p.old && cp -a p.old
+        p`` keeps the name, not the inode): a watch on it follows the old one."""
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            return False  # missing: the full scan's guard handles that
+        before, self._root_id = self._root_id, (st.st_dev, st.st_ino)
+        return before is not None and before != self._root_id
+
+    # --- guards --------------------------------------------------------------
+
+    def folder_usable(self) -> bool:
+        try:
+            with os.scandir(self.root) as it:
+                return any(True for _ in it)
+        except OSError:
+            return False
+
+    def folder_hold(self) -> Hold | None:
+        """The folder vanished or emptied under a known index: trash nothing."""
+        tracked = self.db.count(self.name)[0]
+        if tracked == 0 or self.folder_usable():
+            return None
+        what = "missing" if not self.root.exists() else "empty"
+        return Hold(
+            f"project folder {self.root} is {what} but {tracked} files were mirrored; "
+            "nothing is deleted, syncd resumes when the folder is back",
+            PauseKind.FOLDER,
+        )
+
+    def hold(self, plan: Plan, confirmed: bool) -> Hold | None:
+        """Whether the deletions of this plan need a person's word first."""
+        if not (plan.deletes or plan.clears):
+            return None
+        folder = self.folder_hold()
+        if folder is not None or confirmed:
+            return folder
+        index = self.db.files(self.name)
+        tracked = len(index)
+        missing = sum(1 for p in index if not os.path.lexists(self.root / p))
+        left = len(walk(self.root, self.rules, tick=self.tick).files) if missing == tracked else 1
+        if not mass_deletion(missing, tracked, left):
+            return None
+        return Hold(
+            f"{missing} of {tracked} mirrored files vanished at once; nothing was deleted. "
+            f"If this is intended, confirm with: syncd resume {self.name} "
+            f"--confirm-deletes (or, with no daemon running: syncd sync {self.name} --once "
+            "--confirm-deletes)",
+            PauseKind.DELETES,
+        )
+
+
+def _ancestors(path: str) -> set[str]:
+    parts = path.split("/")
+    return {"/".join(parts[:i]) for i in range(1, len(parts))}
