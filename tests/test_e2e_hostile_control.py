@@ -183,9 +183,11 @@ def test_a_long_first_scan_keeps_pinging_the_watchdog(scenario, tmp_path: Path) 
         (folder / f"f{i}.txt").write_text("x")
     listener = NotifyListener(tmp_path / "notify.sock")
     try:
-        # A short watchdog keeps the test short: the daemon pings every 0.2 s and stops
-        # pinging once its engine has been silent for 0.8 s (4 intervals).
-        d = sc.start(NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="400000")
+        # A short watchdog keeps the test short: the daemon pings every 0.5 s and stops
+        # pinging once its engine has been silent for 2 s (4 intervals).  Shorter limits
+        # fail on a loaded CI machine (a 1.24 s silence was seen with 0.8 s), where the
+        # engine thread is simply not scheduled; the unit's own WatchdogSec is far longer.
+        d = sc.start(NOTIFY_SOCKET=str(listener.path), WATCHDOG_USEC="1000000")
         sc.quiet(d, timeout=240)
         wait_for(lambda: listener.times("WATCHDOG=1"), what="a watchdog ping")
     finally:
@@ -195,8 +197,8 @@ def test_a_long_first_scan_keeps_pinging_the_watchdog(scenario, tmp_path: Path) 
     assert ready, listener.messages[:5]
     gaps = [b - a for a, b in zip([ready[0], *pings], pings, strict=False)]
     stopped = [ln for ln in d.log.splitlines() if "stopped responding" in ln]
-    assert max(gaps) < 0.8 and not stopped, (
-        f"longest silence between pings {max(gaps):.2f}s (2 x WATCHDOG_USEC is 0.8 s); "
+    assert max(gaps) < 2.0 and not stopped, (
+        f"longest silence between pings {max(gaps):.2f}s (2 x WATCHDOG_USEC is 2 s); "
         f"{len(stopped)} 'stopped responding' lines"
     )
 
