@@ -88,6 +88,13 @@ def main() -> int:
     ap.add_argument("--fault-rate", type=float, default=0.05)
     ap.add_argument("--quiet-timeout", type=float, default=30.0)
     ap.add_argument(
+        "--drive-create-rate",
+        type=float,
+        default=None,
+        help="files and folders the fake Drive lets syncd create a second (default: Drive's "
+        "own ~3/s); a higher rate keeps the rounds about faults and kills, not creation pace",
+    )
+    ap.add_argument(
         "--without",
         default="",
         help="operation kinds to leave out, comma-separated (e.g. file_to_dir, to see what "
@@ -114,6 +121,7 @@ def main() -> int:
                 remotes=(remote,),
                 fault_rate=args.fault_rate,
                 quiet_timeout=args.quiet_timeout,
+                drive_create_rate=args.drive_create_rate,
                 only=tuple(op for op in OPS_NAMES if op not in args.without.split(","))
                 if args.without
                 else None,
