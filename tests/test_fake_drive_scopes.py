@@ -17,7 +17,7 @@ from googleapiclient.discovery import Resource
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseUpload
 
-from syncd.remotes.gdrive.folders import ITEM_FIELDS, LIST_FIELDS
+from syncd.remotes.gdrive.drive_calls import ITEM_FIELDS, LIST_FIELDS
 from tests.fakes.drive_server import APP, COLAB, DOC_MIME, FOLDER_MIME, SHORTCUT_MIME, FakeDrive
 from tests.test_fake_drive import connect, error_reason, mkfolder, with_token
 

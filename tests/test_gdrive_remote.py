@@ -20,9 +20,10 @@ import pytest
 from syncd import retry
 from syncd.db.statedb import StateDB
 from syncd.errors import FileChanged, FileError, TargetUnavailable, TransientError
+from syncd.remotes.gdrive import creates as gdrive_creates
 from syncd.remotes.gdrive import folders as gdrive_folders
-from syncd.remotes.gdrive import transport as gdrive_api
-from syncd.remotes.gdrive.transport import Pacer
+from syncd.remotes.gdrive import pacing as gdrive_pacing
+from syncd.remotes.gdrive.pacing import Pacer
 from tests.fakes.drive_server import APP, FakeDrive
 from tests.gdrive_support import (
     files_below,
@@ -102,7 +103,7 @@ def test_create_interrupted_by_a_crash_is_taken_over_after_restart(
 def test_reserved_ids_are_not_kept_past_their_age(
     fake: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gdrive_folders, "ID_MAX_AGE_S", 0.1)
+    monkeypatch.setattr(gdrive_creates, "ID_MAX_AGE_S", 0.1)
     fake.generated_id_ttl = 0.2
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
@@ -497,8 +498,8 @@ def test_pacer_pauses_every_sender_after_a_rate_limit(monkeypatch: pytest.Monkey
     def sleep(seconds: float) -> None:
         clock[0] += max(0.0, seconds)
 
-    monkeypatch.setattr(gdrive_api.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(gdrive_api.time, "sleep", sleep)
+    monkeypatch.setattr(gdrive_pacing.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(gdrive_pacing.time, "sleep", sleep)
     monkeypatch.setattr(retry.random, "uniform", lambda a, b: a)  # no jitter: the floors
     pacer = Pacer(100.0)
     pacer.take()
