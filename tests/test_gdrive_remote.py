@@ -371,9 +371,11 @@ def test_adopting_a_folder_that_holds_the_files_costs_one_listing(
         found = remote.stat(f"d{i % 10}/f{i}.txt", None)
         assert found is not None and found.md5 == md5(b"%d" % i)
     assert remote.stat("d0/missing.txt", None) is None
-    # Resolving /syncd/p (about.get for My Drive's id, two title queries) and one flat
-    # listing of the tree; never files/root, a 404 under drive.file.
-    assert fake.count() == 4 and fake.count(path_contains="/files/root") == 0
+    # Resolving /syncd/p (about.get for My Drive's id, two title queries), the changes
+    # feed's first token (once per target: remote_edits) and one flat listing of the
+    # tree; never files/root, a 404 under drive.file.
+    assert fake.count() == 5 and fake.count(path_contains="/files/root") == 0
+    assert fake.count(path_contains="/changes/startPageToken") == 1
 
 
 @pytest.mark.parametrize(("scope", "calls"), [("file", 4), ("full", 2 + 3)])

@@ -120,5 +120,9 @@ class Remote(Protocol):
     def forget_leftover(self, path: str) -> None:
         """Drop the record of an unfinished create at ``path``."""
 
+    def begin_batch(self) -> None:
+        """A new batch of operations begins: what the remote learned in bulk for the last
+        batch (Drive: its changes feed) is asked again, once, when first needed."""
+
     def close(self) -> None:
         """Release connections and file handles."""

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 from ...errors import FileError
 from ..base import Features, RemoteEntry, UploadResult
 from .api_errors import ApiError
+from .changes import ChangesFeed
 from .creates import written
 from .credentials import CredentialSource
 from .drive_calls import ITEM_FIELDS, quote
 from .folders import DriveFolders
 from .pacing import shared_pacer
+from .remote_edits import RemoteStates
 from .transport import DriveApi
 from .tree import DriveItem, pick, split
 from .uploads import DriveUploads
@@ -74,20 +76,26 @@ class GDriveRemote:
         self.creds.service = self.api.service
         self.ns = DriveFolders(address, cfg, self.api, db, project, self.creds.service_account)
         self.tree = self.ns.tree
-        self.uploads = DriveUploads(self.ns)
+        self.states = RemoteStates(lambda: ChangesFeed(self.api, self.ns.drive_id), db, project)
+        self.uploads = DriveUploads(self.ns, lambda item: self.states.learned(item.id, item))
 
     def check(self, create: bool = False) -> None:
         self.creds.load()
         self.ns.resolve_root(create)
+        self.states.ensure_origin()  # once ever: later listings are states the feed continues
 
     def list_all(self) -> Iterator[RemoteEntry]:
-        yield from self.ns.list_files()
+        self.states.ensure_origin()  # the listing is then a state the feed continues from
+        yield from self.ns.list_files(self.states.listed)
+
+    def begin_batch(self) -> None:
+        self.states.new_batch()
 
     # --- stat ----------------------------------------------------------------
 
     def stat(self, path: str, known: RemoteEntry | None) -> RemoteEntry | None:
         if known is not None and known.id and not known.is_dir:
-            item = self.ns.get(known.id, path)
+            item = self._current(known.id, path)
             if item is not None and not item.trashed and self._is_at(item, path):
                 self.tree.remember(path, item)
                 sent = self.ns.kv_json("sent:" + path)
@@ -104,6 +112,14 @@ class GDriveRemote:
         if not item.is_dir and self._unfinished_create(path, item):
             return None  # syncd's own upload that was never recorded: upload() takes it over
         return item.entry(path)
+
+    def _current(self, file_id: str, path: str) -> DriveItem | None:
+        """The file's state on Drive: from the changes feed if it can tell, else files.get."""
+        found, item = self.states.state_of(file_id)
+        if not found:
+            item = self.ns.get(file_id, path)
+            self.states.learned(file_id, item)
+        return item
 
     def _is_at(self, item: DriveItem, path: str) -> bool:
         parent_path, title = split(path)
@@ -167,6 +183,8 @@ class GDriveRemote:
         item = DriveItem.of(res)
         self.tree.forget(entry.path, entry.id)
         self.tree.remember(new_path, item)
+        if not item.is_dir:
+            self.states.learned(item.id, item)
         if entry.is_dir:
             moved = self.tree.move_folders(entry.path, new_path)
             ids = self.tree.ids()
@@ -187,6 +205,7 @@ class GDriveRemote:
             if err.status != 404:  # already gone: nothing left to keep
                 raise self.ns.error(err, entry.path) from err
         self.tree.forget(entry.path, entry.id)
+        self.states.learned(entry.id, None)
         if entry.is_dir:
             self.ns.forget_folders(entry.path)
 

@@ -65,6 +65,11 @@ class DriveCalls:
     def kv(self, key: str, value: str | None) -> None:
         self.db.kv_set(self.project, key, value)
 
+    @property
+    def drive_id(self) -> str | None:
+        """The Shared Drive the target lives in (None: My Drive)."""
+        return self._drive_id
+
     def kv_json(self, key: str) -> dict[str, Any] | None:
         raw = self.db.kv_get(self.project, key)
         if not raw:

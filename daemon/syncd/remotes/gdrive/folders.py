@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ...errors import TargetUnavailable
@@ -146,8 +146,13 @@ class DriveFolders(DriveCreates):
 
     # --- listing -------------------------------------------------------------
 
-    def list_files(self) -> Iterator[RemoteEntry]:
-        """Every file below the root (one per path); refreshes the whole tree cache."""
+    def list_files(
+        self, seen: Callable[[list[DriveItem]], None] | None = None
+    ) -> Iterator[RemoteEntry]:
+        """Every file below the root (one per path); refreshes the whole tree cache.
+
+        ``seen``: given every item listed, before the first path is yielded.
+        """
         root = self.root()
         started = time.monotonic()
         items = self._list_tree(root.id)
@@ -171,6 +176,8 @@ class DriveFolders(DriveCreates):
                 else:
                     files.setdefault(path, []).append(item)
         self._install(folders, children, started)
+        if seen is not None:
+            seen(items)
         for path, found in files.items():
             yield pick(found).entry(path)
 

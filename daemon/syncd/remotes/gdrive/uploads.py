@@ -48,8 +48,9 @@ def _mime(title: str) -> str:
 class DriveUploads:
     """Sends files for one project's remote (shared by its worker threads)."""
 
-    def __init__(self, ns: DriveFolders) -> None:
+    def __init__(self, ns: DriveFolders, learned: Callable[[DriveItem], None]) -> None:
         self.ns = ns
+        self.learned = learned  # what Drive holds after each of syncd's writes
         self.api = ns.api
         self.tree = ns.tree
         self.db = ns.db
@@ -124,6 +125,7 @@ class DriveUploads:
             if self.db.kv_get(self.project, key) is not None:
                 self.ns.kv(key, None)
         self.tree.remember(path, item)
+        self.learned(item)
         return item
 
     def _own_bad_revision(self, path: str, item: DriveItem) -> None:
