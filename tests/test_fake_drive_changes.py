@@ -119,3 +119,22 @@ def test_download_by_id_and_ranges(fake: FakeDrive, app: Resource) -> None:
     with pytest.raises(HttpError) as err:
         app.files().get_media(fileId=hidden).execute()
     assert err.value.resp.status == 404
+
+
+def test_tokens_never_issued_or_expired_are_refused(fake: FakeDrive, app: Resource) -> None:
+    folder = mkfolder(app, "p")
+    start = app.changes().getStartPageToken().execute()["startPageToken"]
+    upload(app, "a.txt", b"a", folder)
+    future = str(int(start) + 1000)  # a token this server never issued (another account's)
+    for token in (future, "0"):
+        with pytest.raises(HttpError) as err:
+            app.changes().list(pageToken=token).execute()
+        assert err.value.resp.status == 400 and b"pageToken" in err.value.content
+    assert len(all_changes(app, start)[0]) == 1  # an issued token still works...
+    fake.expire_change_tokens()
+    with pytest.raises(HttpError) as err:  # ...until Drive stops honouring it
+        app.changes().list(pageToken=start).execute()
+    assert err.value.resp.status == 400
+    fresh = app.changes().getStartPageToken().execute()["startPageToken"]
+    b = upload(app, "b.txt", b"b", folder)
+    assert [c["fileId"] for c in all_changes(app, fresh)[0]] == [b]
