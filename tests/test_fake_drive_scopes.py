@@ -165,7 +165,8 @@ def test_the_fields_syncd_asks_for_are_valid_and_nothing_more_comes_back(
     folder = mkfolder(app, "p")
     got = app.files().get(fileId=folder, fields=ITEM_FIELDS).execute()
     assert "driveId" not in got and "md5Checksum" not in got  # My Drive folder: neither
-    assert "kind" not in got and "etag" not in got  # not asked for
+    assert "kind" not in got and "selfLink" not in got  # not asked for
+    assert got["etag"] == fake.get(folder)["etag"]  # asked for: If-Match on writes
     page = app.files().list(q="trashed = false", fields=LIST_FIELDS).execute()
     assert [i["id"] for i in page["items"]] == [folder] and "kind" not in page
 

@@ -1,9 +1,11 @@
-"""The changes feed: the reader (``remotes/gdrive/changes.py``) and how the remote uses it.
+"""The changes feed (``remotes/gdrive/changes.py``) and one request per edited file.
 
-One Drive request per edited file (#14): the remote reads the feed once per batch
-instead of a ``files.get`` before every write over a file it knows; a file someone
-else changed is still seen as changed (the engine keeps a conflict copy).  All of it
-against the fake over HTTP with the real googleapiclient stack.
+#14: an edit of a file syncd knows costs its upload only.  The upload carries the
+etag of the state syncd knows in ``If-Match``; a file someone else changed is
+refused (412) and looked at again, so the engine keeps a conflict copy.  Deletions
+are checked against the changes feed, read once per batch.  What syncd knows after
+a restart comes from the startup listing and the feed, from a token kept in the
+state db.  All of it against the fake over HTTP with the real googleapiclient stack.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from syncd.db.statedb import StateDB
+from syncd.errors import FileChanged
 from syncd.remotes.base import RemoteEntry
 from syncd.remotes.gdrive.backend import GDriveRemote
 from syncd.remotes.gdrive.changes import ChangesFeed, TokenRefused
@@ -117,9 +120,7 @@ def test_reader_raises_token_refused_for_an_expired_token(fake: FakeDrive, tmp_p
 # --- the remote: one request per edited file ----------------------------------------------
 
 
-def test_a_batch_of_edits_costs_one_feed_read_and_one_upload_each(
-    fake: FakeDrive, tmp_path: Path
-) -> None:
+def test_edits_cost_one_upload_each_and_nothing_else(fake: FakeDrive, tmp_path: Path) -> None:
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
     known = {f"f{i}.txt": put(remote, tmp_path, f"f{i}.txt", b"v1 %d" % i, None) for i in range(10)}
@@ -128,9 +129,9 @@ def test_a_batch_of_edits_costs_one_feed_read_and_one_upload_each(
         fake.reset_log()
         for path, entry in list(known.items()):
             known[path] = put(remote, tmp_path, path, b"v%d %s" % (round_, path.encode()), entry)
-        assert gets(fake) == 0
-        assert feed_reads(fake) == 1
-        assert fake.count() == 10 + 1, [(r.method, r.path) for r in fake.requests]
+        assert fake.count() == 10, [(r.method, r.path) for r in fake.requests]
+        assert gets(fake) == 0 and feed_reads(fake) == 0
+    assert all(fake.content(e.id) == b"v3 " + p.encode() for p, e in known.items())
 
 
 def test_the_old_per_file_check_stays_selectable_for_the_bench(
@@ -147,7 +148,7 @@ def test_the_old_per_file_check_stays_selectable_for_the_bench(
     assert gets(fake) == 5 and feed_reads(fake) == 0 and fake.count() == 10
 
 
-def test_a_remote_edit_between_two_local_edits_is_seen_from_the_feed(
+def test_a_remote_edit_between_two_local_edits_is_refused_then_seen(
     fake: FakeDrive, tmp_path: Path
 ) -> None:
     remote = open_gdrive(fake, tmp_path)
@@ -158,26 +159,52 @@ def test_a_remote_edit_between_two_local_edits_is_seen_from_the_feed(
     fake.set_content(second.id, b"edited in Colab")
     remote.begin_batch()
     fake.reset_log()
+    with pytest.raises(FileChanged):  # the etag syncd knew is stale: 412, nothing written
+        put(remote, tmp_path, "main.py", b"v3", second)
+    assert fake.content(second.id) == b"edited in Colab"
+    remote.begin_batch()  # the engine retries the file in its next batch
     cur = remote.stat("main.py", second)
     assert cur is not None and cur.md5 == md5(b"edited in Colab") != second.md5
     assert gets(fake) == 0 and feed_reads(fake) == 1  # the feed told, no files.get
 
 
-def test_trash_and_move_by_someone_else_are_seen(fake: FakeDrive, tmp_path: Path) -> None:
+def test_trash_and_move_by_someone_else_are_refused_then_seen(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
     a = put(remote, tmp_path, "a.txt", b"a", None)
     b = put(remote, tmp_path, "b.txt", b"b", None)
-    remote.begin_batch()
-    assert remote.stat("a.txt", a) == a and remote.stat("b.txt", b) == b
     fake.trash(a.id)
     fake.move(b.id, fake.find("syncd/p")["id"], title="renamed.txt")
     remote.begin_batch()
+    for path, entry in (("a.txt", a), ("b.txt", b)):
+        with pytest.raises(FileChanged):
+            put(remote, tmp_path, path, b"new", entry)
+    remote.begin_batch()
     assert remote.stat("a.txt", a) is None  # trashed: not there any more
     assert remote.stat("b.txt", b) is None  # moved away: not at its path
+    assert fake.get(a.id)["labels"]["trashed"] and fake.get(b.id)["title"] == "renamed.txt"
 
 
-def test_an_expired_token_falls_back_to_the_per_file_check_for_that_batch(
+def test_a_deletion_is_checked_against_the_feed_once_per_batch(
+    fake: FakeDrive, tmp_path: Path
+) -> None:
+    remote = open_gdrive(fake, tmp_path)
+    remote.check(create=True)
+    files = [put(remote, tmp_path, f"f{i}.txt", b"v1", None) for i in range(4)]
+    fake.set_content(files[0].id, b"edited in Colab")
+    remote.begin_batch()
+    fake.reset_log()
+    for entry in files:  # what the engine does for a local deletion: stat, then trash
+        remote.trash(remote.stat(entry.path, entry) or entry)
+    assert feed_reads(fake) == 1 and gets(fake) == 0
+    assert fake.count("POST", "/trash") == 3  # the edited one is kept
+    assert not fake.get(files[0].id)["labels"]["trashed"]
+    assert all(fake.get(e.id)["labels"]["trashed"] for e in files[1:])
+
+
+def test_after_a_restart_an_expired_token_falls_back_to_the_per_file_check(
     fake: FakeDrive, tmp_path: Path
 ) -> None:
     db = StateDB(tmp_path / "state.db")
@@ -185,20 +212,24 @@ def test_an_expired_token_falls_back_to_the_per_file_check_for_that_batch(
     remote.check(create=True)
     a = put(remote, tmp_path, "a.txt", b"v1", None)
     old = db.kv_get("p", TOKEN_KEY)
+    remote.close()
     fake.set_content(a.id, b"edited in Colab")
     fake.expire_change_tokens()  # and Drive forgets the token: the edit is not reported
-    remote.begin_batch()
+
+    again = open_gdrive(fake, tmp_path, db=db)
+    again.check()
+    again.begin_batch()
     fake.reset_log()
-    cur = remote.stat("a.txt", a)
+    cur = again.stat("a.txt", a)
     assert cur is not None and cur.md5 == md5(b"edited in Colab")  # the files.get told
-    assert gets(fake) == 1
+    assert gets(fake) == 1 and fake.count(status=400) == 1  # the refused feed read
     assert db.kv_get("p", TOKEN_KEY) not in (None, old)  # a new token, saved
-    remote.begin_batch()
+    again.begin_batch()
     fake.reset_log()
-    assert remote.stat("a.txt", a) is not None and gets(fake) == 0  # learned: the feed again
+    assert again.stat("a.txt", a) == cur and fake.count() == 0  # learned since the new token
 
 
-def test_the_token_survives_a_restart_and_reports_what_happened_meanwhile(
+def test_the_token_survives_a_restart_and_the_listing_gives_each_state(
     fake: FakeDrive, tmp_path: Path
 ) -> None:
     db = StateDB(tmp_path / "state.db")
@@ -213,11 +244,13 @@ def test_the_token_survives_a_restart_and_reports_what_happened_meanwhile(
     fake.reset_log()
     again.check()
     list(again.list_all())  # the engine's startup scan: each file's state, after the origin
-    assert fake.count(path_contains="startPageToken") == 0  # the saved token is used
+    assert fake.count(path_contains="startPageToken") == 0  # the saved token is kept
     again.begin_batch()
     fake.reset_log()
     assert again.stat("f0.txt", files["f0.txt"]).md5 == md5(b"edited while syncd was down")
     for path in ("f1.txt", "f2.txt", "f3.txt"):
         assert again.stat(path, files[path]) == files[path]
-    assert gets(fake) == 0 and feed_reads(fake) == 1
-    assert db.kv_get("p", TOKEN_KEY) != token
+    assert fake.count() == 0  # all from the listing
+    again.trash(files["f3.txt"])  # a deletion reads the feed, from the saved token
+    (read,) = [r for r in fake.requests if r.path == "/drive/v2/changes"]
+    assert read.query["pageToken"] == token and db.kv_get("p", TOKEN_KEY) != token

@@ -454,6 +454,12 @@ def test_stat_of_a_file_trashed_or_moved_by_someone_else(fake: FakeDrive, tmp_pa
     fake.trash(a.id)
     other = fake.mkdir("syncd/p/elsewhere")
     fake.move(b.id, other)
+    for path, entry in (("a.txt", a), ("b.txt", b)):
+        # stat may answer what syncd wrote (Remote.stat); a write over it is refused
+        if remote.stat(path, entry) is not None:
+            with pytest.raises(FileChanged):
+                remote.upload(path, src(tmp_path, b"new"), entry)
+    remote.begin_batch()
     assert remote.stat("a.txt", a) is None
     assert remote.stat("b.txt", b) is None
 

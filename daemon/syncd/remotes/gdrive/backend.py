@@ -14,8 +14,9 @@ googleapiclient or oauth2client.
 one request, not two.  A file another client creates at that very path within
 that window is not seen (with the default drive.file scope, files other apps
 create are never visible anyway); the worst outcome is two files with one
-title, never an overwrite: every write over an existing file is preceded by a
-``files.get`` of its id.
+title, never an overwrite.  ``stat`` of a file syncd knows answers from
+``remote_edits`` (no request), and every write over it is conditional on that
+answer (``If-Match``), so an edit costs one request: its upload.
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ class GDriveRemote:
         self.ns = DriveFolders(address, cfg, self.api, db, project, self.creds.service_account)
         self.tree = self.ns.tree
         self.states = RemoteStates(lambda: ChangesFeed(self.api, self.ns.drive_id), db, project)
-        self.uploads = DriveUploads(self.ns, lambda item: self.states.learned(item.id, item))
+        self.uploads = DriveUploads(
+            self.ns,
+            lambda item: self.states.learned(item.id, item),
+            lambda file_id: self.states.learned(file_id, None),
+        )
+        self._etags: dict[str, str] = {}  # file id → the etag of the state stat answered
 
     def check(self, create: bool = False) -> None:
         self.creds.load()
@@ -98,6 +104,7 @@ class GDriveRemote:
             item = self._current(known.id, path)
             if item is not None and not item.trashed and self._is_at(item, path):
                 self.tree.remember(path, item)
+                self._answered(item)
                 sent = self.ns.kv_json("sent:" + path)
                 if sent is not None and (sent["id"], sent["md5"]) == (item.id, item.md5):
                     # syncd's own send that Drive stored wrongly, not someone else's edit:
@@ -111,7 +118,12 @@ class GDriveRemote:
         item = pick(found)
         if not item.is_dir and self._unfinished_create(path, item):
             return None  # syncd's own upload that was never recorded: upload() takes it over
+        self._answered(item)
         return item.entry(path)
+
+    def _answered(self, item: DriveItem) -> None:
+        if item.etag and not item.is_dir:
+            self._etags[item.id] = item.etag
 
     def _current(self, file_id: str, path: str) -> DriveItem | None:
         """The file's state on Drive: from the changes feed if it can tell, else files.get."""
@@ -145,7 +157,10 @@ class GDriveRemote:
     # --- upload (``uploads``) ----------------------------------------------------
 
     def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
-        return self.uploads.upload(path, source, replace)
+        # Over a file: only over the version stat answered (If-Match), so an edit made on
+        # Drive since is refused (412 → FileChanged → looked at again), never overwritten.
+        etag = self._etags.pop(replace.id, None) if replace is not None else None
+        return self.uploads.upload(path, source, replace, etag)
 
     # --- move, trash, prune --------------------------------------------------
 
@@ -196,18 +211,45 @@ class GDriveRemote:
         )
 
     def trash(self, entry: RemoteEntry) -> None:
+        etag = None
+        if not entry.is_dir:
+            # A deletion is checked against the changes feed read in this batch (or a
+            # files.get): a file changed on Drive since stat answered is kept, not trashed.
+            found, state = self.states.confirmed(entry.id)
+            if not found:
+                state = self.ns.get(entry.id, entry.path)
+                self.states.learned(entry.id, state)
+            if state is not None and not state.trashed and state.md5 != entry.md5:
+                self._kept(entry.path)
+                return
+            etag = state.etag if state is not None else None
+
+        def request() -> Any:
+            req = self.ns.files().trash(fileId=entry.id, fields="id", supportsAllDrives=True)
+            if etag:
+                req.headers["If-Match"] = etag
+            return req
+
         try:
-            self.api.call(
-                lambda: self.ns.files().trash(fileId=entry.id, fields="id", supportsAllDrives=True),
-                f"trashing {entry.path}",
-            )
+            self.api.call(request, f"trashing {entry.path}")
         except ApiError as err:
+            if err.status == 412:  # changed on Drive between the check and the trash
+                self.states.learned(entry.id, None)
+                self._kept(entry.path)
+                return
             if err.status != 404:  # already gone: nothing left to keep
                 raise self.ns.error(err, entry.path) from err
         self.tree.forget(entry.path, entry.id)
         self.states.learned(entry.id, None)
         if entry.is_dir:
             self.ns.forget_folders(entry.path)
+
+    def _kept(self, path: str) -> None:
+        log.warning(
+            "%s: %s was deleted locally but changed on Google Drive since; the Drive copy is kept",
+            self.project,
+            path,
+        )
 
     def prune_folder(self, path: str) -> None:
         """Trash ``path`` and its parents while they hold nothing, never the root.

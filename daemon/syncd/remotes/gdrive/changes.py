@@ -36,7 +36,7 @@ from .tree import DriveItem
 PAGE = 1000  # changes per page (Drive v2 allows up to 1000; the default is 100)
 _FILE = (
     "id,title,mimeType,md5Checksum,fileSize,headRevisionId,version,labels/trashed,parents/id,"
-    "createdDate,modifiedDate,driveId"
+    "createdDate,modifiedDate,driveId,etag"
 )
 CHANGE_FIELDS = f"nextPageToken,newStartPageToken,items(fileId,deleted,file({_FILE}))"
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 PAGE = 1000  # Drive's largest page
 _ITEM = (
     "id,title,mimeType,md5Checksum,fileSize,headRevisionId,version,labels/trashed,parents/id,"
-    "createdDate"
+    "createdDate,etag"
 )
 ITEM_FIELDS = _ITEM + ",driveId"
 LIST_FIELDS = f"nextPageToken,items({_ITEM})"

@@ -1,26 +1,26 @@
-"""What syncd knows of its files' state on Drive, kept current by the changes feed.
+"""What syncd knows of its files' state on Drive, so an edit costs one request.
 
 Before syncd writes over a file it must know that nobody else changed it since
 syncd last wrote it (the promise: such a file becomes a conflict copy, never
-overwritten).  Asking Drive with a ``files.get`` per file doubles the requests
-of every edit; instead the changes feed (``changes``) is read once per batch,
-at the first question of that batch, and answers for every file at once.
+overwritten).  Asking Drive with a ``files.get`` per file doubled the requests
+of every edit.  Instead ``RemoteStates`` keeps one entry per file id: its state
+on Drive as last learned, with its etag, from syncd's own writes, a listing,
+a ``files.get`` or the changes feed (``changes``).  ``stat`` answers from it,
+and the upload over that answer carries the etag in ``If-Match``: if the file
+changed on Drive since, Drive refuses it (412), nothing is written, the entry
+is dropped and the engine looks again in its next batch (``FileChanged``).
+No window remains for edits: the check is Drive's, in the same request.
 
-``RemoteStates`` keeps one entry per file id: its state on Drive as last
-learned.  An entry is only ever learned *after* the feed's origin (the page
-token the feed reads from), so whatever happened to that file later is in the
-feed: from a listing made after the origin, a ``files.get``, syncd's own
-write, or a feed report.  A file without an entry is asked about with a
-``files.get`` (the per-file check), and so is every file in a batch whose
-feed read failed.  When the saved token is refused (expired, or from another
-account), the feed starts from a new token and every entry is dropped: the
-files of that batch, and any later one until a listing, are checked one by
-one.  The token is kept in the state db (``changes:token``) across restarts.
-
-What remains (README "Remote edits during a batch"): an edit made on Drive
-after this batch's feed read and before syncd's update of the same file is
-not seen in time; syncd's update becomes the newest revision, and the other
-edit survives only in the file's Drive revision history (about 30 days).
+Deletions are checked against the changes feed, read once per batch at the
+first question that needs it (and also carry ``If-Match``).  An entry is only
+ever learned *after* the feed's origin (the page token it reads from), so
+whatever happened to that file later is in the feed.  A file without an
+entry, or any file in a batch whose feed read failed, is asked about with a
+``files.get`` (the per-file check).  When the saved token is refused (expired,
+or from another account), the feed starts from a new token and every entry
+is dropped: the files of that batch, and any later one until a listing, are
+checked one by one.  The token is kept in the state db (``changes:token``)
+across restarts; the startup scan's listing gives each file's state again.
 """
 
 from __future__ import annotations
@@ -71,7 +71,22 @@ class RemoteStates:
             self._read = self._current = False
 
     def state_of(self, file_id: str) -> tuple[bool, DriveItem | None]:
-        """(True, state) when known without asking Drive; (False, None): ask with files.get."""
+        """(True, state) when known without asking Drive; (False, None): ask with files.get.
+
+        A state with an etag is answered as it is, even if the feed was not read: every
+        write over it carries that etag in ``If-Match``, so if it is stale the write is
+        refused (412) instead of overwriting.  Others need the feed read in this batch.
+        """
+        if not self.enabled:
+            return False, None
+        with self._lock:
+            known = self._states.get(file_id)
+            if known is not None and known.etag:
+                return True, known
+        return self.confirmed(file_id)
+
+    def confirmed(self, file_id: str) -> tuple[bool, DriveItem | None]:
+        """Like ``state_of``, but only from the feed read in this batch (for deletions)."""
         if not self.enabled:
             return False, None
         with self._lock:
@@ -85,7 +100,7 @@ class RemoteStates:
     def learned(self, file_id: str, item: DriveItem | None) -> None:
         """What a files.get or syncd's own write answered (None: not there any more)."""
         with self._lock:
-            if item is None or self._token is None:
+            if item is None or self._token is None or not self.enabled:
                 self._states.pop(file_id, None)
             else:
                 self._states[file_id] = item
@@ -99,7 +114,7 @@ class RemoteStates:
     def listed(self, items: Iterable[DriveItem]) -> None:
         """A listing made after ``ensure_origin``: each file's state at that time."""
         with self._lock:
-            if self._token is None:
+            if self._token is None or not self.enabled:
                 return
             for item in items:
                 self._states[item.id] = item

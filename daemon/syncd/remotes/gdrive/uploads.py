@@ -48,15 +48,23 @@ def _mime(title: str) -> str:
 class DriveUploads:
     """Sends files for one project's remote (shared by its worker threads)."""
 
-    def __init__(self, ns: DriveFolders, learned: Callable[[DriveItem], None]) -> None:
+    def __init__(
+        self,
+        ns: DriveFolders,
+        learned: Callable[[DriveItem], None],
+        forget: Callable[[str], None],
+    ) -> None:
         self.ns = ns
         self.learned = learned  # what Drive holds after each of syncd's writes
+        self.forget = forget  # a file id whose state syncd knew is no longer so
         self.api = ns.api
         self.tree = ns.tree
         self.db = ns.db
         self.project = ns.project
 
-    def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
+    def upload(
+        self, path: str, source: Path, replace: RemoteEntry | None, etag: str | None = None
+    ) -> UploadResult:
         """Send ``source`` to ``path`` (over ``replace`` if given); what Drive then holds."""
         fd = open_source(source, path)
         try:
@@ -73,7 +81,7 @@ class DriveUploads:
             size, mime = before.st_size, _mime(split(path)[1])
             try:
                 md5, media = self._snapshot(fd, size, mime, unchanged)
-                item = self._write(path, replace, md5, size, media)
+                item = self._write(path, replace, md5, size, media, etag)
                 item = self._verified(
                     path, item, md5, size, lambda: FileChunks(fd, size, mime, unchanged)
                 )
@@ -114,8 +122,9 @@ class DriveUploads:
                 "; sending it again" if attempt < VERIFY_SENDS - 1 else "",
             )
             self._own_bad_revision(path, item)
+            self.learned(item)  # syncd's own (bad) revision: what the next write goes over
             if attempt < VERIFY_SENDS - 1:
-                item = self._update(item.id, path, resend, size, resumable=True)
+                item = self._update(item.id, path, resend, size, True, item.etag)
         if item.md5 != md5:
             raise TransientError(
                 f"Google Drive stored other bytes than syncd sent for {path}",
@@ -178,11 +187,17 @@ class DriveUploads:
         media: Callable[[], MediaUpload],
         size: int,
         resumable: bool = False,
+        if_match: str | None = None,
     ) -> DriveItem:
+        """Send new content over ``file_id``; with ``if_match``, only over that version of it."""
+
         def make(m: MediaUpload) -> Any:
-            return self.ns.files().update(
+            request = self.ns.files().update(
                 fileId=file_id, body={}, media_body=m, fields=ITEM_FIELDS, supportsAllDrives=True
             )
+            if if_match:  # a resumable upload sends it when the session opens, and Drive
+                request.headers["If-Match"] = if_match  # checks it there (412 if stale)
+            return request
 
         return DriveItem.of(self._send(make, media, size, f"uploading {path}", resumable))
 
@@ -193,13 +208,17 @@ class DriveUploads:
         md5: str,
         size: int,
         media: Callable[[], MediaUpload],
+        etag: str | None,
     ) -> DriveItem:
         if replace is not None:
             try:
-                item = self._update(replace.id, path, media, size)
+                item = self._update(replace.id, path, media, size, if_match=etag)
                 self.tree.remember(path, item)
                 return item
             except ApiError as err:
+                if err.status == 412:  # someone else changed it since syncd looked
+                    self.forget(replace.id)
+                    raise FileChanged(path, "it changed on Google Drive; looking again") from err
                 if err.status != 404:
                     raise self.ns.error(err, path) from err
                 self.tree.forget(path, replace.id)  # gone since stat: nothing left to keep
@@ -243,5 +262,5 @@ class DriveUploads:
             # ours, from an earlier attempt (not this send): bring it up to date
             intent = {"id": item.id, "md5": md5, "prev": item.md5}
             self.ns.kv(key, json.dumps(intent))
-            item = self._update(item.id, path, media, size)
+            item = self._update(item.id, path, media, size, if_match=item.etag)
         return item  # the intent stays until _verified has seen the right md5
