@@ -160,6 +160,8 @@ class GDriveRemote:
         # Over a file: only over the version stat answered (If-Match), so an edit made on
         # Drive since is refused (412 → FileChanged → looked at again), never overwritten.
         etag = self._etags.pop(replace.id, None) if replace is not None else None
+        if not self.states.enabled:
+            etag = None  # the bench's "before": files.get, then an unconditional upload
         return self.uploads.upload(path, source, replace, etag)
 
     # --- move, trash, prune --------------------------------------------------
