@@ -117,7 +117,8 @@ class RemoteStates:
             if self._token is None or not self.enabled:
                 return
             for item in items:
-                self._states[item.id] = item
+                if not item.is_dir:  # folders are never written over
+                    self._states[item.id] = item
 
     # --- the feed (callers hold the lock) ----------------------------------------------
 
