@@ -8,6 +8,7 @@ coalesced per file, paged with tokens.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,3 +120,71 @@ def test_download_by_id_and_ranges(fake: FakeDrive, app: Resource) -> None:
     with pytest.raises(HttpError) as err:
         app.files().get_media(fileId=hidden).execute()
     assert err.value.resp.status == 404
+
+
+def test_tokens_never_issued_or_expired_are_refused(fake: FakeDrive, app: Resource) -> None:
+    folder = mkfolder(app, "p")
+    start = app.changes().getStartPageToken().execute()["startPageToken"]
+    upload(app, "a.txt", b"a", folder)
+    future = str(int(start) + 1000)  # a token this server never issued (another account's)
+    for token in (future, "0"):
+        with pytest.raises(HttpError) as err:
+            app.changes().list(pageToken=token).execute()
+        assert err.value.resp.status == 400 and b"pageToken" in err.value.content
+    assert len(all_changes(app, start)[0]) == 1  # an issued token still works...
+    fake.expire_change_tokens()
+    with pytest.raises(HttpError) as err:  # ...until Drive stops honouring it
+        app.changes().list(pageToken=start).execute()
+    assert err.value.resp.status == 400
+    fresh = app.changes().getStartPageToken().execute()["startPageToken"]
+    b = upload(app, "b.txt", b"b", folder)
+    assert [c["fileId"] for c in all_changes(app, fresh)[0]] == [b]
+
+
+def test_if_match_guards_every_write_over_a_file(fake: FakeDrive, app: Resource) -> None:
+    folder = mkfolder(app, "p")
+    file_id = upload(app, "a.txt", b"v1", folder)
+    seen = app.files().get(fileId=file_id, fields="etag").execute()["etag"]
+
+    def update(data: bytes, etag: str, resumable: bool = False) -> dict:
+        media = MediaIoBaseUpload(io.BytesIO(data), "text/plain", resumable=resumable)
+        req = app.files().update(fileId=file_id, body={}, media_body=media, fields="etag")
+        req.headers["If-Match"] = etag
+        return req.execute()
+
+    seen = update(b"v2", seen)["etag"]  # the etag it was read with: accepted, a new etag
+    fake.set_content(file_id, b"edited in Colab")  # someone else: the etag changes
+    for resumable in (False, True):
+        with pytest.raises(HttpError) as err:
+            update(b"v3", seen, resumable)
+        assert err.value.resp.status == 412
+        detail = json.loads(err.value.content)["error"]["errors"][0]
+        assert detail["reason"] == "conditionNotMet" and detail["location"] == "If-Match"
+    assert fake.content(file_id) == b"edited in Colab"  # never overwritten
+    for write in (
+        app.files().patch(fileId=file_id, body={"title": "b.txt"}),
+        app.files().trash(fileId=file_id),
+    ):
+        write.headers["If-Match"] = seen
+        with pytest.raises(HttpError) as err:
+            write.execute()
+        assert err.value.resp.status == 412
+    current = fake.get(file_id)["etag"]
+    assert update(b"v3", current)["etag"] != current  # with the current etag it goes
+    assert update(b"v4", "*")  # "*" matches any version
+
+
+def test_if_match_holds_until_a_resumable_upload_commits(fake: FakeDrive, app: Resource) -> None:
+    folder = mkfolder(app, "p")
+    file_id = upload(app, "big.bin", b"v1", folder)
+    etag = fake.get(file_id)["etag"]
+    data = b"x" * (512 * 1024)
+    media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream", 256 * 1024, True)
+    req = app.files().update(fileId=file_id, body={}, media_body=media)
+    req.headers["If-Match"] = etag
+    status, done = req.next_chunk()  # the session opens with the right etag; one chunk
+    assert done is None and status.resumable_progress == 256 * 1024
+    fake.set_content(file_id, b"edited in Colab meanwhile")
+    with pytest.raises(HttpError) as err:
+        req.next_chunk()  # the last chunk would commit over the other edit
+    assert err.value.resp.status == 412 and fake.content(file_id) == b"edited in Colab meanwhile"

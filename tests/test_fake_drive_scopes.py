@@ -17,7 +17,7 @@ from googleapiclient.discovery import Resource
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseUpload
 
-from syncd.remotes.gdrive.folders import ITEM_FIELDS, LIST_FIELDS
+from syncd.remotes.gdrive.drive_calls import ITEM_FIELDS, LIST_FIELDS
 from tests.fakes.drive_server import APP, COLAB, DOC_MIME, FOLDER_MIME, SHORTCUT_MIME, FakeDrive
 from tests.test_fake_drive import connect, error_reason, mkfolder, with_token
 
@@ -165,7 +165,8 @@ def test_the_fields_syncd_asks_for_are_valid_and_nothing_more_comes_back(
     folder = mkfolder(app, "p")
     got = app.files().get(fileId=folder, fields=ITEM_FIELDS).execute()
     assert "driveId" not in got and "md5Checksum" not in got  # My Drive folder: neither
-    assert "kind" not in got and "etag" not in got  # not asked for
+    assert "kind" not in got and "selfLink" not in got  # not asked for
+    assert got["etag"] == fake.get(folder)["etag"]  # asked for: If-Match on writes
     page = app.files().list(q="trashed = false", fields=LIST_FIELDS).execute()
     assert [i["id"] for i in page["items"]] == [folder] and "kind" not in page
 

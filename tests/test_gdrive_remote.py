@@ -20,9 +20,10 @@ import pytest
 from syncd import retry
 from syncd.db.statedb import StateDB
 from syncd.errors import FileChanged, FileError, TargetUnavailable, TransientError
+from syncd.remotes.gdrive import creates as gdrive_creates
 from syncd.remotes.gdrive import folders as gdrive_folders
-from syncd.remotes.gdrive import transport as gdrive_api
-from syncd.remotes.gdrive.transport import Pacer
+from syncd.remotes.gdrive import pacing as gdrive_pacing
+from syncd.remotes.gdrive.pacing import Pacer
 from tests.fakes.drive_server import APP, FakeDrive
 from tests.gdrive_support import (
     files_below,
@@ -102,7 +103,7 @@ def test_create_interrupted_by_a_crash_is_taken_over_after_restart(
 def test_reserved_ids_are_not_kept_past_their_age(
     fake: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gdrive_folders, "ID_MAX_AGE_S", 0.1)
+    monkeypatch.setattr(gdrive_creates, "ID_MAX_AGE_S", 0.1)
     fake.generated_id_ttl = 0.2
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
@@ -370,9 +371,11 @@ def test_adopting_a_folder_that_holds_the_files_costs_one_listing(
         found = remote.stat(f"d{i % 10}/f{i}.txt", None)
         assert found is not None and found.md5 == md5(b"%d" % i)
     assert remote.stat("d0/missing.txt", None) is None
-    # Resolving /syncd/p (about.get for My Drive's id, two title queries) and one flat
-    # listing of the tree; never files/root, a 404 under drive.file.
-    assert fake.count() == 4 and fake.count(path_contains="/files/root") == 0
+    # Resolving /syncd/p (about.get for My Drive's id, two title queries), the changes
+    # feed's first token (once per target: remote_edits) and one flat listing of the
+    # tree; never files/root, a 404 under drive.file.
+    assert fake.count() == 5 and fake.count(path_contains="/files/root") == 0
+    assert fake.count(path_contains="/changes/startPageToken") == 1
 
 
 @pytest.mark.parametrize(("scope", "calls"), [("file", 4), ("full", 2 + 3)])
@@ -451,6 +454,12 @@ def test_stat_of_a_file_trashed_or_moved_by_someone_else(fake: FakeDrive, tmp_pa
     fake.trash(a.id)
     other = fake.mkdir("syncd/p/elsewhere")
     fake.move(b.id, other)
+    for path, entry in (("a.txt", a), ("b.txt", b)):
+        # stat may answer what syncd wrote (Remote.stat); a write over it is refused
+        if remote.stat(path, entry) is not None:
+            with pytest.raises(FileChanged):
+                remote.upload(path, src(tmp_path, b"new"), entry)
+    remote.begin_batch()
     assert remote.stat("a.txt", a) is None
     assert remote.stat("b.txt", b) is None
 
@@ -497,8 +506,8 @@ def test_pacer_pauses_every_sender_after_a_rate_limit(monkeypatch: pytest.Monkey
     def sleep(seconds: float) -> None:
         clock[0] += max(0.0, seconds)
 
-    monkeypatch.setattr(gdrive_api.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(gdrive_api.time, "sleep", sleep)
+    monkeypatch.setattr(gdrive_pacing.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(gdrive_pacing.time, "sleep", sleep)
     monkeypatch.setattr(retry.random, "uniform", lambda a, b: a)  # no jitter: the floors
     pacer = Pacer(100.0)
     pacer.take()

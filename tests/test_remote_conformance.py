@@ -195,6 +195,12 @@ def test_stat_detects_changes_made_by_others(target: Target, tmp_path: Path) -> 
     entry = upload(target, tmp_path, "cfg.yaml", b"lr: 0.1\n")
     target.write_foreign("cfg.yaml", b"lr: 0.5  # edited in Colab\n")
     cur = target.remote.stat("cfg.yaml", entry)
+    if cur == entry:  # answered from what the remote knew (Remote.stat): then the write
+        with pytest.raises(FileChanged):  # over it is refused and nothing is written...
+            target.remote.upload("cfg.yaml", put(tmp_path, b"lr: 0.2\n"), cur)
+        assert target.files() == {"cfg.yaml": md5(b"lr: 0.5  # edited in Colab\n")}
+        target.remote.begin_batch()
+        cur = target.remote.stat("cfg.yaml", entry)  # ...and the next batch sees it
     assert cur is not None and cur.md5 == md5(b"lr: 0.5  # edited in Colab\n")
     target.write_foreign("new-in-colab.txt", b"hello")
     other = target.reopen().stat("new-in-colab.txt", None)  # gdrive: past the listing cache

@@ -86,7 +86,7 @@ class RetryPolicy:
 
 def rate_limit_pause(in_a_row: int) -> float:
     """Not a retry but a pause of every Drive sender of one account after a rate-limit
-    answer (``remotes.gdrive.transport.Pacer``): at least 1, 2, 4, 8, 16 s while they keep
+    answer (``remotes.gdrive.pacing.Pacer``): at least 1, 2, 4, 8, 16 s while they keep
     coming (``in_a_row`` from 0), as rclone's drive pacer doubles its sleep, plus full jitter
     of up to as much again so the paused workers do not resume in lockstep."""
     ceiling = min(16.0, 2.0**in_a_row)

@@ -15,6 +15,16 @@ Trashing is not a deletion: it is a change whose file has
 
 A folder trashed or moved reports a change for that folder only, not for
 each descendant (what a consumer must be ready for: the stricter reading).
+
+Page tokens: the v2 reference says ``pageToken`` "should be set to the value
+of ``nextPageToken`` from the previous response or to the response from the
+getStartPageToken method", so a token the server never issued (beyond the
+current start token: a token saved against another account or another
+server) is refused with 400 "Invalid Value" on ``pageToken``, like garbage.
+Drive does not promise to honour old tokens forever (rclone's
+``changeNotifyRunner`` logs the error and starts again from a fresh start
+token): ``expire_tokens`` makes every token issued so far refused the same
+way, so a client's fallback can be tested.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ class ChangeLog:
     def __init__(self) -> None:
         self.entries: list[Change] = []
         self.latest: dict[str, int] = {}
+        self.oldest = 1  # tokens below this one are no longer honoured
 
     def record(
         self,
@@ -63,6 +74,10 @@ class ChangeLog:
     def start_token(self) -> str:
         return str(self.largest() + 1)
 
+    def expire_tokens(self) -> None:
+        """Every token issued so far is refused from now on (see the module docstring)."""
+        self.oldest = self.largest() + 1
+
     def page(
         self,
         token: str,
@@ -71,8 +86,8 @@ class ChangeLog:
         include_removed: bool,
     ) -> tuple[list[Change], str | None]:
         """(changes, next page token or None at the end) from ``token`` on."""
-        if not token.isdigit() or int(token) < 1:
-            raise invalid("Invalid Value", "pageToken")
+        if not token.isdigit() or not self.oldest <= int(token) <= self.largest() + 1:
+            raise invalid("Invalid Value", "pageToken")  # garbage, expired, or never issued
         start = int(token)
         out: list[Change] = []
         pos = start - 1

@@ -57,7 +57,8 @@ class DriveApiError(Exception):
             "message": self.message,
         }
         if self.location:
-            detail["locationType"] = "header" if self.location == "Authorization" else "parameter"
+            header = self.location in ("Authorization", "If-Match")
+            detail["locationType"] = "header" if header else "parameter"
             detail["location"] = self.location
         if self.extended_help:
             detail["extendedHelp"] = self.extended_help
@@ -72,6 +73,19 @@ def not_found(file_id: str) -> DriveApiError:
 
 def invalid(message: str, location: str | None = None) -> DriveApiError:
     return DriveApiError(400, "invalid", message, location)
+
+
+def check_if_match(etag: str, headers: Any) -> None:
+    """A write with ``If-Match`` only goes through while the item's etag is that one.
+
+    Drive v2 answers a stale etag with 412 ``conditionNotMet`` located at the If-Match
+    header (Chromium's Drive v2 client: google_apis/test/data/drive/error.json, and its
+    drive_api_requests tests, which send If-Match when uploading over an existing file
+    and expect 412 PRECONDITION_FAILED for a changed one).  ``*`` matches anything.
+    """
+    wanted = headers.get("If-Match")
+    if wanted is not None and wanted.strip() not in ("*", etag):
+        raise DriveApiError(412, "conditionNotMet", "Precondition Failed", "If-Match")
 
 
 def user_rate_limited() -> DriveApiError:

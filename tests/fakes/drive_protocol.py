@@ -34,11 +34,17 @@ from collections.abc import Callable
 from typing import Any
 
 from .drive_access import Access
-from .drive_errors import DriveApiError, insufficient_scope, invalid, user_rate_limited
+from .drive_errors import (
+    DriveApiError,
+    check_if_match,
+    insufficient_scope,
+    invalid,
+    user_rate_limited,
+)
 from .drive_limits import WriteThrottle
 from .drive_oauth import OAuthServer
 from .drive_query import Query
-from .drive_render import partial, render_file
+from .drive_render import etag, partial, render_file
 from .drive_store import Item, Store
 from .drive_uploads import (
     UploadSession,
@@ -298,6 +304,7 @@ class DriveEndpoints:
         return Response(206, data[start : end + 1], headers)
 
     def _update(self, call: Call) -> Response:
+        check_if_match(etag(self._find(call)), call.headers)
         item = self._commit(call.access, call.file_id, call.json_body(), None, None, call.query)
         return self._file(item, call)
 
@@ -307,6 +314,7 @@ class DriveEndpoints:
 
     def _trash(self, call: Call, trashed: bool = True) -> Response:
         item = self._find(call)
+        check_if_match(etag(item), call.headers)
         self._store.set_trashed(item, trashed)
         return self._file(item, call)
 
@@ -331,6 +339,8 @@ class DriveEndpoints:
             meta, media_type, data = {}, call.headers.get("Content-Type"), call.body
         else:
             raise invalid(f"Invalid upload type: {kind}", "uploadType")
+        if call.file_id is not None:
+            check_if_match(etag(self._find(call)), call.headers)
         item = self._commit(call.access, call.file_id, meta, media_type, data, call.query)
         return self._file(item, call)
 
@@ -341,7 +351,7 @@ class DriveEndpoints:
             if not self.throttle.admit(call.access.user if call.access else ""):
                 raise user_rate_limited()  # counted when the session opens
         else:
-            self._find(call)
+            check_if_match(etag(self._find(call)), call.headers)
         session = UploadSession.open(call.file_id, meta, call.headers, call.query, call.access)
         self._sessions[session.id] = session
         target = "" if call.file_id is None else "/" + call.file_id
@@ -358,6 +368,11 @@ class DriveEndpoints:
         if not chunk_step(session, call.headers.get("Content-Range"), call.body):
             return Response(308, b"", session.range_header())
         data = bytes(session.received)
+        if session.file_id is not None:  # the condition holds until the upload commits
+            current = self._store.find(session.file_id, session.access)
+            check_if_match(
+                etag(current), {"If-Match": session.if_match} if session.if_match else {}
+            )
         item = self._commit(
             session.access,
             session.file_id,

@@ -31,12 +31,17 @@ def _ext(title: str) -> str:
     return os.path.splitext(title)[1].lstrip(".")
 
 
+def etag(item: Item) -> str:
+    """Changes with every change to the item (its version), as Drive's etags do."""
+    return f'"{item.id}/{item.version}"'
+
+
 def render_file(store: Store, item: Item, base_url: str) -> dict[str, Any]:
     self_link = f"{base_url}drive/v2/files/{item.id}"
     res: dict[str, Any] = {
         "kind": "drive#file",
         "id": item.id,
-        "etag": f'"{item.id}/{item.version}"',
+        "etag": etag(item),
         "selfLink": self_link,
         "alternateLink": f"https://drive.google.com/file/d/{item.id}/view",
         "title": item.title,

@@ -151,6 +151,11 @@ class DriveInspection:
             item = self._store.update(self._store.find(file_id, None), {}, data)
             return self._render(item)
 
+    def expire_change_tokens(self) -> None:
+        """Drive stops honouring every changes-feed page token issued so far (400)."""
+        with self._lock:
+            self._store.changes.expire_tokens()
+
     def open_with(self, file_id: str, app: str = APP) -> None:
         """The user picks the item with ``app`` (Picker / "Open with"): drive.file sees it."""
         with self._lock:

@@ -109,6 +109,7 @@ class UploadSession:
     received: bytearray = field(default_factory=bytearray)
     result: dict[str, Any] | None = None
     result_title: str | None = None
+    if_match: str | None = None  # the If-Match the session was opened with
 
     def accept(self, start: int, data: bytes) -> None:
         # Overlap with bytes already stored is allowed (a client may resend a
@@ -137,6 +138,7 @@ class UploadSession:
             declared_size=int(declared) if declared else None,
             query=query,
             access=access,
+            if_match=headers.get("If-Match"),
         )
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from oauth2client.client import OAuth2Credentials
 
 from syncd.config import DriveConfig
-from syncd.remotes.gdrive.folders import quote
-from syncd.remotes.gdrive.transport import PacedHttp, Pacer, drive_service
+from syncd.remotes.gdrive.drive_calls import quote
+from syncd.remotes.gdrive.pacing import PacedHttp, Pacer
+from syncd.remotes.gdrive.transport import drive_service
 
 ENV = "SYNCD_LIVE_DRIVE_CREDENTIALS"
 SCOPE_ENV = "SYNCD_LIVE_DRIVE_SCOPE"  # "file" (default) or "full", as the credentials were made

@@ -80,6 +80,7 @@ class Applier:
 
     def new_batch(self) -> BatchSummary:
         self.summary = BatchSummary()
+        self.remote.begin_batch()  # what the remote learns once per batch is asked again
         return self.summary
 
     def _retry(self, op: Callable[[], None]) -> None:

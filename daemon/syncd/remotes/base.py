@@ -83,7 +83,11 @@ class Remote(Protocol):
     def stat(self, path: str, known: RemoteEntry | None) -> RemoteEntry | None:
         """Current state of ``path`` (``known``: what syncd last recorded for it), or None.
 
-        ``md5`` is filled in whenever ``rev`` differs from ``known.rev``.
+        ``md5`` is filled in whenever ``rev`` differs from ``known.rev``.  A remote may
+        answer from what it learned itself (its own writes, a listing, a changes feed)
+        instead of asking, only if every write based on that answer is conditional on
+        it: ``upload`` over an entry that changed since raises ``FileChanged`` and
+        writes nothing (Drive: ``If-Match``), and the next batch's ``stat`` tells.
         """
 
     def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
@@ -119,6 +123,10 @@ class Remote(Protocol):
 
     def forget_leftover(self, path: str) -> None:
         """Drop the record of an unfinished create at ``path``."""
+
+    def begin_batch(self) -> None:
+        """A new batch of operations begins: what the remote learned in bulk for the last
+        batch (Drive: its changes feed) is asked again, once, when first needed."""
 
     def close(self) -> None:
         """Release connections and file handles."""

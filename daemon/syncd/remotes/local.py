@@ -322,6 +322,9 @@ class LocalRemote:
                 return
             path = path.rpartition("/")[0]
 
+    def begin_batch(self) -> None:
+        pass  # every stat asks the folder itself: nothing is learned in bulk
+
     def close(self) -> None:
         pass
 

@@ -36,8 +36,10 @@ from pydrive2.settings import InvalidConfigError
 
 from ...config import DriveConfig
 from ...errors import AuthRequired, SyncdError
+from .api_errors import REVOKED, ApiError
+from .pacing import PacedHttp, Pacer, shared_pacer
 from .scopes import SA_NEEDS_FULL, SCOPES, granted_scopes, scope_names, scope_problem
-from .transport import REVOKED, ApiError, DriveApi, PacedHttp, Pacer, shared_pacer
+from .transport import DriveApi
 
 REJECTED_RECHECK_S = 300.0  # a rejected grant is asked about again this often (else: file change)
 

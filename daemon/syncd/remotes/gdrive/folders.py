@@ -1,27 +1,28 @@
-"""Paths ↔ Drive ids below one target folder: resolve, look up, list, create exactly once.
+"""Paths ↔ Drive ids below one target folder: the root, listings, folders made once.
 
 This module owns the Drive side of syncd's paths for the ``gdrive:`` remote:
 finding or creating the target folder (``gdrive:/a/b``) or checking a given
 one (``gdrive:id=...``), finding and creating folders below it (one at a time,
 so two upload workers never make the same folder twice), answering "what is
-at this path?" from the ``DriveTree`` cache while a listing is fresh, listing
-the whole tree in as few calls as the scope allows, and the idempotent create
-(an id reserved with ``files.generateIds`` is recorded in the state db before
-the insert that uses it).  ``gdrive.py`` builds the ``Remote`` operations on it.
+at this path?" from the ``DriveTree`` cache while a listing is fresh, and
+listing the whole tree in as few calls as the scope allows.  The requests it
+stands on are ``drive_calls``; creating exactly once is ``creates``;
+``backend`` builds the ``Remote`` operations on it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ...errors import FileError, TargetUnavailable, TransientError
+from ...errors import TargetUnavailable
 from ..base import RemoteEntry
-from .transport import ApiError, DriveApi
+from .creates import DriveCreates
+from .drive_calls import ITEM_FIELDS, quote
+from .transport import DriveApi
 from .tree import FOLDER_MIME, DriveItem, DriveTree, Folder, pick, split, usable_title
 
 if TYPE_CHECKING:
@@ -32,31 +33,10 @@ log = logging.getLogger("syncd.gdrive")
 
 LISTING_TTL_S = 60.0  # a folder listing answers "is anything at this path?" for this long
 RELIST_MAX = 1000  # a stale folder with more children is asked by title instead
-ID_BATCH = 100  # ids reserved per files.generateIds call
-ID_MAX_AGE_S = 600.0  # a reserved batch older than this is dropped (lifetime undocumented)
 PARENTS_PER_QUERY = 40  # folders listed per files.list call when walking the tree
-PAGE = 1000  # Drive's largest page
-_ITEM = (
-    "id,title,mimeType,md5Checksum,fileSize,headRevisionId,version,labels/trashed,parents/id,"
-    "createdDate"
-)
-ITEM_FIELDS = _ITEM + ",driveId"
-LIST_FIELDS = f"nextPageToken,items({_ITEM})"
-SA_NO_STORAGE = (
-    "service accounts have no storage of their own: use a Shared Drive folder (gdrive:id=...)"
-)
 
 
-def _unusable_id(err: ApiError) -> bool:
-    return "file id" in err.message.lower()  # Drive: "The provided file ID is not usable."
-
-
-def quote(text: str) -> str:
-    """A string literal for Drive's query language."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-class DriveFolders:
+class DriveFolders(DriveCreates):
     """The target folder's tree on Drive as paths; shared by the remote's worker threads."""
 
     def __init__(
@@ -68,107 +48,16 @@ class DriveFolders:
         project: str,
         service_account: bool,
     ) -> None:
-        self.address = address.raw
-        self._addr = address
-        self.cfg = cfg
-        self.api = api
-        self.db = db
-        self.project = project
-        self.service_account = service_account
+        super().__init__(address, cfg, api, db, project, service_account)
         self.tree = DriveTree()
-        self._drive_id: str | None = None  # set when the root lives in a Shared Drive
         self._my_drive_id: str | None = None  # about.get's rootFolderId, once asked
         self._mkdir_lock = threading.Lock()  # two workers never create one folder twice
         self._listing_lock = threading.Lock()
-        self._ids: list[str] = []
-        self._ids_at = 0.0
-        self._ids_lock = threading.Lock()
         root = address.folder_id or db.kv_get(project, "root")
         if root is not None:
             self.tree.add("", Folder(root))
             for key, folder_id in db.kv_items(project, "dir:").items():
                 self.tree.add(key[4:], Folder(folder_id))
-
-    # --- small helpers -------------------------------------------------------
-
-    def files(self) -> Any:
-        return self.api.files()
-
-    def kv(self, key: str, value: str | None) -> None:
-        self.db.kv_set(self.project, key, value)
-
-    def list_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"maxResults": PAGE, "fields": LIST_FIELDS}
-        if self._drive_id:
-            args.update(
-                corpora="drive",
-                driveId=self._drive_id,
-                includeItemsFromAllDrives=True,
-                supportsAllDrives=True,
-            )
-        return args
-
-    def list(self, q: str, what: str) -> list[DriveItem]:
-        """Every item a query matches, following pages."""
-        items: list[DriveItem] = []
-        token: str | None = None
-        while True:
-            args = dict(self.list_args(), q=q, pageToken=token)
-            page = self.api.call(lambda a=args: self.files().list(**a), what)
-            items.extend(DriveItem.of(r) for r in page.get("items", []))
-            token = page.get("nextPageToken")
-            if not token:
-                return items
-
-    def get(self, file_id: str, path: str | None = None) -> DriveItem | None:
-        """The item with this id (trashed or not), None if Drive has none.
-
-        ``path``: what syncd calls it, so that a refusal concerns that file only.
-        """
-        try:
-            res = self.api.call(
-                lambda: self.files().get(
-                    fileId=file_id, fields=ITEM_FIELDS, supportsAllDrives=True
-                ),
-                "reading file metadata",
-            )
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise self.error(err, path) from err
-        return DriveItem.of(res)
-
-    def error(self, err: ApiError, path: str | None = None) -> Exception:
-        """A definite Drive answer in syncd's vocabulary (one file, or the whole target)."""
-        # Both reasons mean "no more bytes" (rclone's shouldRetry treats them alike).
-        if err.status == 403 and err.reason in ("storageQuotaExceeded", "quotaExceeded"):
-            if self.service_account:
-                return TargetUnavailable(SA_NO_STORAGE)
-            return TargetUnavailable(
-                "Google Drive is full (storage quota exceeded)", "free some space; syncd retries"
-            )
-        if path is not None and err.status in (400, 403, 404):
-            what = "it is no longer on Google Drive" if err.status == 404 else None
-            return FileError(path, what or f"Google Drive refused it: {err.message}")
-        if err.status in (400, 403, 404):
-            return TargetUnavailable(f"Google Drive refused a request on {self.address}: {err}")
-        return TransientError(f"Google Drive answered {err}", "syncd retries")
-
-    def new_id(self, renew: bool = False) -> str:
-        """An id reserved with ``files.generateIds`` (a batch is kept; ``renew`` drops it).
-
-        Reserved ids expire after a time Google does not document: a batch older
-        than ``ID_MAX_AGE_S`` is not used (an idle daemon would otherwise insert
-        with ids from hours ago).
-        """
-        with self._ids_lock:
-            if renew or not self._ids or time.monotonic() - self._ids_at > ID_MAX_AGE_S:
-                res = self.api.call(
-                    lambda: self.files().generateIds(maxResults=ID_BATCH, space="drive"),
-                    "reserving file ids",
-                )
-                self._ids, self._ids_at = list(res["ids"]), time.monotonic()
-            return self._ids.pop()
 
     # --- the root ------------------------------------------------------------
 
@@ -255,18 +144,15 @@ class DriveFolders:
     def root(self) -> Folder:
         return self.tree.get("") or self.resolve_root(create=False)
 
-    def query_children(self, parent_id: str, title: str, folders_only: bool = False) -> list[dict]:
-        q = f"{quote(parent_id)} in parents and title = {quote(title)} and trashed = false"
-        if folders_only:
-            q += f" and mimeType = {quote(FOLDER_MIME)}"
-        args = dict(self.list_args(), q=q)
-        page = self.api.call(lambda: self.files().list(**args), "looking up a name")
-        return list(page.get("items", []))
-
     # --- listing -------------------------------------------------------------
 
-    def list_files(self) -> Iterator[RemoteEntry]:
-        """Every file below the root (one per path); refreshes the whole tree cache."""
+    def list_files(
+        self, seen: Callable[[list[DriveItem]], None] | None = None
+    ) -> Iterator[RemoteEntry]:
+        """Every file below the root (one per path); refreshes the whole tree cache.
+
+        ``seen``: given every item listed, before the first path is yielded.
+        """
         root = self.root()
         started = time.monotonic()
         items = self._list_tree(root.id)
@@ -290,6 +176,8 @@ class DriveFolders:
                 else:
                     files.setdefault(path, []).append(item)
         self._install(folders, children, started)
+        if seen is not None:
+            seen(items)
         for path, found in files.items():
             yield pick(found).entry(path)
 
@@ -302,20 +190,20 @@ class DriveFolders:
         parents per query.
         """
         if self.cfg.scope == "file":
-            return self.list("trashed = false", "listing the Drive folder")
+            return self.list_items("trashed = false", "listing the Drive folder")
         items: list[DriveItem] = []
         level = [root_id]
         while level:
             batch, level = level[:PARENTS_PER_QUERY], level[PARENTS_PER_QUERY:]
             parents = " or ".join(f"{quote(p)} in parents" for p in batch)
-            found = self.list(f"({parents}) and trashed = false", "listing the Drive folder")
+            found = self.list_items(f"({parents}) and trashed = false", "listing the Drive folder")
             if not found and len(batch) > 1:
                 # "(A in parents) or (B in parents)" sometimes answers nothing (Google issue
                 # tracker 149522397; rclone's fast_list_bug_fix): never conclude "empty,
                 # upload everything again" from it; ask each folder on its own.
                 for parent in batch:
                     q = f"{quote(parent)} in parents and trashed = false"
-                    found.extend(self.list(q, "listing the Drive folder"))
+                    found.extend(self.list_items(q, "listing the Drive folder"))
             items.extend(found)
             level.extend(i.id for i in found if i.is_dir)
         return items
@@ -343,7 +231,7 @@ class DriveFolders:
                 started = time.monotonic()
                 if folder.listed_at == 0 or len(folder.children) <= RELIST_MAX:
                     q = f"{quote(folder.id)} in parents and trashed = false"
-                    folder.replace(self.list(q, "listing a Drive folder"), started)
+                    folder.replace(self.list_items(q, "listing a Drive folder"), started)
                 else:
                     found = [DriveItem.of(r) for r in self.query_children(folder.id, title)]
                     exact = [i for i in found if i.title == title]
@@ -423,59 +311,6 @@ class DriveFolders:
         )
         self.kv(key, None)
         return item
-
-    def insert_once(
-        self,
-        key: str,
-        ours: Callable[[DriveItem], bool],
-        insert: Callable[[str], dict],
-        path: str | None,
-        md5: str | None = None,
-    ) -> DriveItem:
-        """Create with a reserved id recorded first, so no retry or restart makes a second one.
-
-        The intent (``key`` → id and the md5 being sent) stays in the state db until
-        the caller removes it, after whatever it still does with the item.  An
-        intent left by an earlier attempt whose item is still ``ours`` (unchanged
-        since syncd wrote it) returns that item instead of creating another.
-        """
-        raw = self.db.kv_get(self.project, key)
-        intent = json.loads(raw) if raw else None
-        file_id: str | None = None
-        if intent is not None:
-            prior = self.get(intent["id"], path)
-            if prior is None:
-                file_id = intent["id"]  # never made (or deleted since): the id is still ours
-            elif ours(prior):
-                return prior
-        sources = ["intent"] if file_id is not None else []
-        for source in [*sources, "reserved", "renewed"]:
-            if source != "intent":
-                file_id = self.new_id(renew=source == "renewed")
-            assert file_id is not None
-            self.kv(key, json.dumps({"id": file_id, "md5": md5}))
-            try:
-                item = DriveItem.of(insert(file_id))
-            except ApiError as err:
-                if err.status == 409:  # our earlier attempt got through; its answer was lost
-                    item = self.get(file_id) or DriveItem.of({"id": file_id})
-                    if not ours(item):
-                        self.kv(key, None)
-                        raise TransientError(
-                            f"Drive holds an unexpected file under syncd's reserved id {file_id}"
-                        ) from err
-                elif err.status == 400 and (
-                    source == "intent" or (source == "reserved" and _unusable_id(err))
-                ):
-                    # "The provided file ID is not usable.": an id reserved before a restart
-                    # (or, despite ID_MAX_AGE_S, too long ago) expired.  Other 400s are
-                    # about the file itself and final.
-                    continue
-                else:
-                    self.kv(key, None)
-                    raise self.error(err, path) from err
-            return item
-        raise AssertionError("unreachable")
 
     def forget_folders(self, path: str) -> None:
         """The folder at ``path`` is gone (trashed, deleted): forget it and what is below it."""

@@ -37,6 +37,7 @@ class DriveItem:
     trashed: bool
     created: str
     drive_id: str | None = None  # the Shared Drive holding it, if any
+    etag: str | None = None  # changes with every change to the item: If-Match on writes
 
     @classmethod
     def of(cls, res: dict[str, Any]) -> DriveItem:
@@ -53,6 +54,7 @@ class DriveItem:
             trashed=bool((res.get("labels") or {}).get("trashed")),
             created=str(res.get("createdDate", "")),
             drive_id=res.get("driveId"),
+            etag=res.get("etag"),
         )
 
     def entry(self, path: str) -> RemoteEntry:
