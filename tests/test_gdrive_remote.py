@@ -103,12 +103,13 @@ def test_create_interrupted_by_a_crash_is_taken_over_after_restart(
 def test_reserved_ids_are_not_kept_past_their_age(
     fake: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gdrive_creates, "ID_MAX_AGE_S", 0.1)
-    fake.generated_id_ttl = 0.2
+    # Ages well above a loaded machine's scheduling delays (0.1 s / 0.2 s flaked in CI).
+    monkeypatch.setattr(gdrive_creates, "ID_MAX_AGE_S", 0.5)
+    fake.generated_id_ttl = 1.0
     remote = open_gdrive(fake, tmp_path)
     remote.check(create=True)
     remote.upload("a.txt", src(tmp_path, b"a"), None)  # reserves a batch of ids
-    time.sleep(0.3)  # the rest of the batch expires while syncd idles
+    time.sleep(1.1)  # the rest of the batch expires while syncd idles
     fake.reset_log()
     remote.upload("b.txt", src(tmp_path, b"b"), None)
     # a new batch first: the old one is past ID_MAX_AGE_S
