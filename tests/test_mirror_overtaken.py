@@ -150,6 +150,36 @@ def test_folder_renamed_again_right_after_its_move_stays_a_move(rig: Rig) -> Non
     assert rig.target.live() == want(rig)
 
 
+def test_folder_renamed_again_before_its_move_was_made_is_one_move(rig: Rig) -> None:
+    start(rig)
+    ident = rig.target.ident("models/net.py")
+    after_take(rig, lambda: rename(rig, "nets", "lib"))
+    rename(rig, "models", "nets")
+    rig.engine._turn()
+    assert rig.target.trashed() == {}
+    rig.engine._turn()
+    assert rig.target.ident("lib/net.py") == ident
+    assert rig.target.trashed() == {}
+    assert rig.target.live() == want(rig)
+
+
+def test_moved_into_a_folder_renamed_right_after_stays_a_move(rig: Rig) -> None:
+    """The next step of the same test: main.py → models/main.py, and models → nets while
+    that move is answered (the event is for the folder, not for the file)."""
+    start(rig)
+    rename(rig, "train.py", "main.py")
+    rig.engine._turn()
+    ident = rig.target.ident("main.py")
+    after_remote_move(rig, "models/main.py", lambda: rename(rig, "models", "nets"))
+    rename(rig, "main.py", "models/main.py")
+    rig.engine._turn()
+    assert rig.target.trashed() == {}
+    rig.engine._turn()
+    assert rig.target.ident("nets/main.py") == ident
+    assert rig.target.trashed() == {}
+    assert rig.target.live() == want(rig)
+
+
 def test_deleted_while_its_edit_was_applied_is_still_trashed(rig: Rig) -> None:
     """A held path costs one batch, not the deletion: the next batch trashes it."""
     start(rig)
