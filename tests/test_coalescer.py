@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from syncd.mirror.coalescer import OVERFLOW_PATHS, Coalescer, Kind, combine
@@ -199,3 +201,124 @@ def test_put_back_keeps_moves_and_timing(clock: Clock) -> None:
     co.put_back(batch)
     again = co.take_ready(timeout=0)
     assert again.moves == [("a.py", "b.py", False)]
+
+
+# --- carry_on: a path the engine found gone while its batch ran (mirror/overtaken.py) ----
+
+
+def test_a_path_found_gone_waits_for_its_event_and_its_move_starts_at_the_index_path(
+    clock: Clock,
+) -> None:
+    """The engine moved train.py → main.py, then found main.py gone (renamed again, the
+    event not here yet): main.py is held until the event, which makes one move from it."""
+    co = Coalescer(delay=0.1, max_delay=5.0, clock=clock)
+    co.carry_on("main.py", "main.py", is_dir=False)
+    clock.now += 1.0  # long past the quiet window: still held, the event is on its way
+    assert not co.take_ready(timeout=0)
+    co.move("main.py", "models/main.py", is_dir=False)
+    clock.now += 0.2
+    batch = co.take_ready(timeout=0)
+    assert batch.moves == [("main.py", "models/main.py", False)]
+    assert batch.dirty["main.py"].kind is D
+
+
+def test_a_move_not_made_hands_its_origin_to_the_next_move_of_its_destination(
+    clock: Clock,
+) -> None:
+    """train.py → main.py could not be made (main.py already moved on to models/main.py,
+    whose event came first): the next batch moves train.py → models/main.py."""
+    co = Coalescer(delay=0.1, max_delay=5.0, clock=clock)
+    co.move("main.py", "models/main.py", is_dir=False)
+    co.carry_on("train.py", "main.py", is_dir=False)
+    clock.now += 0.2
+    batch = co.take_ready(timeout=0)
+    assert batch.moves == [("train.py", "models/main.py", False)]
+    assert {p: e.kind for p, e in batch.dirty.items()} == {
+        "train.py": D,
+        "main.py": D,
+        "models/main.py": M,
+    }
+
+
+def test_a_move_not_made_whose_event_comes_later_still_starts_at_the_origin(
+    clock: Clock,
+) -> None:
+    co = Coalescer(delay=0.1, max_delay=5.0, clock=clock)
+    co.carry_on("train.py", "main.py", is_dir=False)
+    clock.now += 1.0
+    assert not co.take_ready(timeout=0)  # train.py is not trashed before main.py's event
+    co.move("main.py", "models/main.py", is_dir=False)
+    clock.now += 0.2
+    assert co.take_ready(timeout=0).moves == [("train.py", "models/main.py", False)]
+
+
+def test_a_folder_move_not_made_relinks_moves_from_below_it(clock: Clock) -> None:
+    co = Coalescer(delay=0.1, max_delay=5.0, clock=clock)
+    co.move("nets/a.py", "a.py", is_dir=False)  # moved out of the folder the batch moved
+    co.carry_on("models", "nets", is_dir=True)
+    clock.now += 0.2
+    assert ("models/a.py", "a.py", False) in co.take_ready(timeout=0).moves
+
+
+def test_an_event_for_a_folder_above_releases_the_held_path(clock: Clock) -> None:
+    co = Coalescer(delay=0.1, max_delay=5.0, clock=clock)
+    co.carry_on("models/main.py", "models/main.py", is_dir=False)
+    co.move("models", "nets", is_dir=True)
+    clock.now += 0.2
+    batch = co.take_ready(timeout=0)
+    assert ("models", "nets", True) in batch.moves
+    assert "nets/main.py" in batch.dirty and "models/main.py" not in batch.dirty
+
+
+def test_a_held_path_whose_event_never_comes_goes_at_max_delay_with_the_deletions(
+    clock: Clock,
+) -> None:
+    """No event (it was lost): nothing waits forever; the deletion proceeds at the cap."""
+    co = Coalescer(delay=0.1, max_delay=3.0, clock=clock)
+    co.carry_on("train.py", "main.py", is_dir=False)
+    co.add("old.txt", D)
+    clock.now += 2.9
+    assert not co.take_ready(timeout=0)  # deletions leave together: they wait as well
+    clock.now += 0.2
+    batch = co.take_ready(timeout=0)
+    assert {p: e.kind for p, e in batch.dirty.items()} == {
+        "train.py": D,
+        "main.py": D,
+        "old.txt": D,
+    }
+    assert len(co) == 0
+
+
+def test_edits_elsewhere_leave_while_a_path_is_held(clock: Clock) -> None:
+    co = Coalescer(delay=0.1, max_delay=5.0, clock=clock)
+    co.carry_on("main.py", "main.py", is_dir=False)
+    co.add("other.py", M)
+    clock.now += 0.2
+    assert list(co.take_ready(timeout=0).dirty) == ["other.py"]
+
+
+def test_the_event_arrived_first_then_nothing_is_held(clock: Clock) -> None:
+    co = Coalescer(delay=0.1, max_delay=5.0, clock=clock)
+    co.move("main.py", "models/main.py", is_dir=False)
+    co.carry_on("main.py", "main.py", is_dir=False)
+    clock.now += 0.2
+    assert co.take_ready(timeout=0).moves == [("main.py", "models/main.py", False)]
+
+
+def test_waiting_on_a_held_path_sleeps_until_its_cap_instead_of_spinning() -> None:
+    """Only held paths and deletions pending: take_ready sleeps (a handful of clock reads),
+    where a due time in the past would make it spin until its timeout."""
+    reads = 0
+
+    def clock() -> float:
+        nonlocal reads
+        reads += 1
+        return time.monotonic()
+
+    co = Coalescer(delay=0.01, max_delay=5.0, clock=clock)
+    co.add("gone.txt", D)
+    co.carry_on("main.py", "main.py", is_dir=False)
+    time.sleep(0.02)  # the quiet window is over: only the cap can release them
+    reads = 0
+    assert not co.take_ready(timeout=0.2)
+    assert reads < 10

@@ -116,6 +116,34 @@ def test_edits_reach_drive(tmp_path: Path, home: Path, fake: FakeDrive, run_daem
     assert d.stop() == 0
 
 
+def test_a_file_renamed_again_while_drive_answers_its_move_keeps_its_id(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    """The race behind a flaky test_edits_reach_drive, made certain: Drive has applied the
+    rename's PATCH (main.py shows) but holds its answer, and main.py moves on to
+    models/main.py before the daemon plans that batch.  The plan must not trash main.py
+    (the next batch's move would then upload a new file with a new id)."""
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    (src / "models").mkdir()
+    (src / "models/net.py").write_text("class Net: ...\n")
+    (src / "train.py").write_text("print('v1')\n")
+    d = run_daemon(cfg)
+    wait_for(lambda: mirrored(fake, src), what="initial mirror")
+    train_id = fake.find("syncd/p/train.py")["id"]
+    sent = len(uploads(fake))
+    fake.inject(method="PATCH", delay_response=1.5)  # the daemon waits on the answer
+    os.rename(src / "train.py", src / "main.py")
+    wait_for(lambda: fake.find("syncd/p/main.py") is not None, what="rename made on Drive")
+    os.rename(src / "main.py", src / "models/main.py")
+    wait_for(lambda: mirrored(fake, src), what="move")
+    assert fake.find("syncd/p/models/main.py")["id"] == train_id
+    assert len(uploads(fake)) == sent
+    assert [f["title"] for f in fake.trashed() if not f["mimeType"].endswith("folder")] == []
+    assert fake.duplicates() == []
+    assert d.stop() == 0
+
+
 def test_files_ending_in_cr_lf_crlf_arrive_whole_even_past_a_lossy_parser(
     tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
 ) -> None:

@@ -12,6 +12,12 @@ so a stale or extra event costs a little work but never a wrong result — while
 event ever makes a touched path leave the set: "create then delete" stays
 dirty (the path may have been on the target before the create), and a move
 keeps its source dirty next to its destination.
+
+The engine may find a path gone that its batch saw present: the folder moved
+on while the batch was applied (see ``mirror.overtaken``).  ``carry_on`` then
+keeps the file's index path dirty and, until the path's own event arrives,
+holds it back (up to ``max_delay``) so that event's move starts where the
+index has the file.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ class Coalescer:
         self._pending: dict[str, Pending] = {}
         self._rescan = False
         self._last_event = float("-inf")  # the project's latest event: the quiet window's start
+        self._awaiting: set[str] = set()  # found gone by the engine; their event is on its way
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
@@ -100,6 +107,7 @@ class Coalescer:
         now = self._clock()
         with self._cond:
             self._last_event = now
+            self._heard(path)
             old = self._pending.get(path)
             new_kind = combine(old.kind if old else None, kind)
             if old is None:
@@ -117,6 +125,8 @@ class Coalescer:
         now = self._clock()
         with self._cond:
             self._last_event = now
+            self._heard(src)
+            self._heard(dst)
             old = self._pending.get(src)
             if old is not None and old.kind is Kind.CREATED:
                 # Made within this window: a plain create at the destination (the source's
@@ -144,6 +154,38 @@ class Coalescer:
                 entry.moved_from = None  # the folder move carries it
             self._pending[new_prefix + path[len(old_prefix) :]] = entry
 
+    def carry_on(self, origin: str, path: str, *, is_dir: bool) -> None:
+        """``path``, seen present by the batch just applied, is gone: it moved on meanwhile.
+
+        The index still has its file at ``origin`` (``path`` itself, or the source of the
+        batch's move that could not be made).  ``origin`` stays dirty, and a move of
+        ``path`` — already here or still on its way — starts at ``origin``.  Until its
+        event arrives (or ``max_delay`` passes), ``path`` and every deletion wait: the
+        next batch must not trash what the event will show was moved.
+        """
+        now = self._clock()
+        with self._cond:
+            if origin != path:  # the event came first: its move started at ``path``
+                for entry in self._pending.values():
+                    if entry.moved_from == path:
+                        entry.moved_from = origin
+                    elif is_dir and entry.moved_from and entry.moved_from.startswith(path + "/"):
+                        entry.moved_from = origin + entry.moved_from[len(path) :]
+                self._pending.setdefault(origin, Pending(Kind.DELETED, now, now, is_dir))
+            parts = path.split("/")
+            heard = any("/".join(parts[:i]) in self._pending for i in range(1, len(parts) + 1))
+            if not heard:
+                moved_from = origin if origin != path else None
+                self._pending[path] = Pending(Kind.DELETED, now, now, is_dir, moved_from)
+                self._awaiting.add(path)
+            self._cond.notify_all()
+
+    def _heard(self, path: str) -> None:
+        """An event for ``path``: it (and whatever below it waited) is no longer awaited."""
+        if self._awaiting:
+            below = path + "/"
+            self._awaiting = {a for a in self._awaiting if a != path and not a.startswith(below)}
+
     def request_rescan(self) -> None:
         with self._cond:
             self._rescan = True
@@ -157,16 +199,29 @@ class Coalescer:
         if len(self._pending) > OVERFLOW_PATHS:
             log.info("more than %d pending paths: falling back to a full scan", OVERFLOW_PATHS)
             self._pending.clear()
+            self._awaiting.clear()
             self._rescan = True
 
-    def _is_ready(self, p: Pending, now: float) -> bool:
+    def _is_ready(self, path: str, p: Pending, now: float) -> bool:
+        if path in self._awaiting:  # its event is late: don't decide without it before the cap
+            return now - p.first >= self.max_delay
         return now - self._last_event >= self.delay or now - p.first >= self.max_delay
+
+    def _ready_at(self, path: str, p: Pending) -> float:
+        """When ``_is_ready`` turns true for this entry, if nothing else happens."""
+        cap = p.first + self.max_delay
+        return cap if path in self._awaiting else min(self._last_event + self.delay, cap)
 
     def _next_due(self, now: float) -> float | None:
         if not self._pending:
             return None
-        oldest = min(p.first for p in self._pending.values())
-        return min(self._last_event + self.delay, oldest + self.max_delay)
+        due, deletions = float("inf"), float("-inf")
+        for path, p in self._pending.items():
+            if p.kind is Kind.DELETED:  # they leave together, with the last of them
+                deletions = max(deletions, self._ready_at(path, p))
+            else:
+                due = min(due, self._ready_at(path, p))
+        return min(due, deletions) if deletions > float("-inf") else due
 
     def take_ready(self, timeout: float) -> Batch:
         """Wait up to ``timeout`` seconds until something is ready, and take it."""
@@ -187,12 +242,15 @@ class Coalescer:
         # Deletions leave together, once the last of them has settled: a storm (rm -r,
         # an unmount) then reaches the mass-deletion guard whole, not slice by slice.
         deletions_ready = all(
-            self._is_ready(p, now) for p in self._pending.values() if p.kind is Kind.DELETED
+            self._is_ready(path, p, now)
+            for path, p in self._pending.items()
+            if p.kind is Kind.DELETED
         )
         for path, p in list(self._pending.items()):
             if p.kind is Kind.DELETED and not deletions_ready:
                 continue
-            if self._is_ready(p, now):
+            if self._is_ready(path, p, now):
+                self._awaiting.discard(path)
                 batch.dirty[path] = self._pending.pop(path)
                 if p.moved_from and p.moved_from != path:
                     batch.moves.append((p.moved_from, path, p.is_dir))

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..db.statedb import StateDB
@@ -25,8 +25,9 @@ from ..localfs.ignore import IgnoreRules
 from ..remotes.base import Remote
 from ..retry import ENGINE_RECOVERY_REMOTE, ENGINE_RECOVERY_UNEXPECTED
 from .apply import Applier
-from .coalescer import Coalescer
+from .coalescer import Coalescer, Pending
 from .model import MirrorStatus, PauseKind, ProjectState
+from .overtaken import hold_overtaken
 from .plan import Hold, Planner
 from .tracker import TROUBLE, StateTracker
 
@@ -268,7 +269,7 @@ class MirrorRunner:
             self._needs_scan = True
         if batch.dirty or batch.moves:
             self.tracker.set(ProjectState.SYNCING)
-            self._mirror(set(batch.dirty), batch.moves)
+            self._mirror(set(batch.dirty), batch.moves, seen=batch.dirty)
         self._settle()
 
     def _settle(self) -> None:
@@ -365,12 +366,21 @@ class MirrorRunner:
         self.pause(hold.reason, hold.kind)
         return True
 
-    def _mirror(self, dirty: set[str], moves: list[tuple[str, str, bool]]) -> None:
-        """Moves first, then the plan of every path involved; one summary line at the end."""
+    def _mirror(
+        self,
+        dirty: set[str],
+        moves: list[tuple[str, str, bool]],
+        seen: Mapping[str, Pending] | None = None,
+    ) -> None:
+        """Moves first, then the plan of every path involved; one summary line at the end.
+
+        ``seen``: the events' view of the batch, to tell what changed again meanwhile."""
         summary = self.applier.new_batch()
         try:
             dirty |= self.applier.moves(moves)
             plan = self.planner.plan(dirty)
+            if seen:
+                hold_overtaken(self.name, self.root, seen, moves, plan, self.coalescer)
             self._waiting = 0
             if self._hold(self.planner.hold(plan, self._confirm_deletes)):
                 return
