@@ -322,7 +322,7 @@ def _data_paths(section: _Section, root: Path) -> tuple[str, ...]:
         for other in paths:
             if rel == other or rel.startswith(other + "/") or other.startswith(rel + "/"):
                 why = "is listed twice" if rel == other else f"overlaps {other + '/'!r}"
-                raise section.error("data", f"{entry!r} {why}")
+                raise section.error("data", f"{rel + '/'!r} {why}")
         paths.append(rel)
     slug = str(section.values.get("dataset", "")).partition("/")[2]
     if paths and len(slug) + len(_DATA_SUFFIX) > 50:
