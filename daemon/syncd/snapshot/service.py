@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import KaggleConfig, ProjectConfig
@@ -33,29 +32,16 @@ from ..remotes.kaggle.rules import (
 from . import gitinfo
 from .flight import SingleFlight
 from .manifest import SnapshotManifest, known_md5s, manifest_hash, same_as
-from .notes import compose_notes, diff, human_bytes
+from .notes import compose_notes, diff
 from .parts import DataPart, DataSnapshots, resolve_pending, split_files
 from .progress import byte_progress
+from .result import SnapshotResult, outcome_message, unchanged_result
 from .select import SnapshotSelection
 from .stage import StagedSnapshot, settle_seconds, stage
 from .store import SnapshotRecord, SnapshotStore
 from .triggers import SnapshotTriggers
 
 log = logging.getLogger("syncd.snapshots")
-
-
-@dataclass
-class SnapshotResult:
-    version: int | None  # the Kaggle version number once ready
-    status: str  # "ready" | "failed" | "pending" | "unchanged" | "error"
-    message: str  # one sentence for the user
-    url: str | None
-    files: int
-    bytes: int
-    data: dict[str, Any] | None = None  # the data part (``DataPart.to_json``) + "uploaded"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class SnapshotService:
@@ -220,7 +206,7 @@ class SnapshotService:
         cache = {p: row for p, row in {**cache, **fresh}.items() if p in files}
         if unchanged:
             assert last is not None
-            return self._unchanged(last[0])
+            return unchanged_result(last[0])
 
         session = session or kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed)
         git = gitinfo.git_info(root)
@@ -252,7 +238,7 @@ class SnapshotService:
                 and digest == last[0].manifest_hash
                 and self._same_data(part, last[0])
             ):
-                return self._unchanged(last[0])  # only mtimes had changed
+                return unchanged_result(last[0])  # only mtimes had changed
             notes = compose_notes(
                 message=message,
                 trigger=trigger,
@@ -325,32 +311,10 @@ class SnapshotService:
         self.store.update(row, status=done.status, version=done.version, url=done.url)
         if done.status == "pending":
             self._poll_later(row, session)
-        message = self._message(done.status, done.version, done.url, len(files), size)
-        return SnapshotResult(done.version, done.status, message, done.url, len(files), size)
-
-    def _unchanged(self, last: SnapshotRecord) -> SnapshotResult:
-        since = f"v{last.version}" if last.version is not None else "the last snapshot"
-        data = last.data
-        return SnapshotResult(
-            version=last.version,
-            status="unchanged",
-            message=f"unchanged since {since}; nothing uploaded (use --force to upload anyway)",
-            url=last.url,
-            files=last.files,
-            bytes=last.bytes,
-            data={**data, "uploaded": False} if data is not None else None,
+        message = outcome_message(
+            self.cfg.dataset, done.status, done.version, done.url, len(files), size
         )
-
-    def _message(
-        self, status: str, version: int | None, url: str | None, files: int, size: int
-    ) -> str:
-        what = f"{files} files, {human_bytes(size)}"
-        ref = self.cfg.dataset
-        if status == "ready":
-            return f"{ref} v{version} is ready ({what}): {url}"
-        if status == "pending":
-            return f"{ref}: uploaded a new version ({what}); Kaggle is processing it: {url}"
-        return f"{ref}: Kaggle could not process the new version ({what}); see {url}"
+        return SnapshotResult(done.version, done.status, message, done.url, len(files), size)
 
     # --- pending versions -------------------------------------------------------------------
 
