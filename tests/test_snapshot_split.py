@@ -344,3 +344,40 @@ def test_data_manifests_outlive_many_code_versions(tmp_path: Path) -> None:
     last = data.last_uploaded()
     assert last is not None and last[1] == files
     db.close()
+
+
+# --- the fake: a second dataset per project behaves as on Kaggle ------------------------------
+
+
+def test_the_fake_runs_each_datasets_creation_404_window_and_processing_apart(
+    fake: FakeKaggle, kaggle_env: Path, tmp_path: Path
+) -> None:
+    """The data dataset goes through creation, the 404 window after a version (kaggle-cli
+    #890) and processing on its own; the code dataset's processing is not moved on by polls
+    of the data dataset."""
+    from syncd.remotes.kaggle.client import KaggleDatasets
+
+    folder = tmp_path / "up"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "x.bin").write_bytes(WEIGHTS)
+    code_meta = DatasetMetadata("alice", "cifar-code", "CIFAR code", "other", True)
+    data_meta = data_metadata(code_meta)
+    fake.processing_polls = 50
+    client = KaggleDatasets(kaggle_config(fake))
+
+    made = client.publish(folder, data_meta, "first", wait=False)
+    assert made.created and fake.dataset(DATA).versions[0].status == "blobs_received"
+    assert fake.dataset(DATA).title == "CIFAR code (data)"
+    other = client.publish(folder, code_meta, "code", wait=False)  # not blocked by DATA's
+    assert other.created and len(fake.dataset(DATASET).versions) == 1
+    fake.reset_log()
+    folder_v2 = tmp_path / "up2"
+    (folder_v2 / "data").mkdir(parents=True)
+    (folder_v2 / "data" / "x.bin").write_bytes(WEIGHTS[1:])
+    fake.processing_polls = 3
+    client.publish(folder_v2, data_meta, "second", wait=True)  # waits out DATA's first version
+    statuses = [r.status for r in fake.requests if r.rpc == "GetDatasetStatus"]
+    assert 404 in statuses  # the fresh-version window
+    assert [v.status for v in fake.dataset(DATA).versions] == ["ready", "ready"]
+    assert fake.dataset(DATASET).versions[0].status == "blobs_received"  # polled separately
+    assert fake.dataset(DATA).versions[1].files["data/x.bin"] == WEIGHTS[1:]
