@@ -75,6 +75,21 @@ class DataPart:
         return f"data {self.dataset} v{self.version} {done} ({what})"
 
 
+@dataclass(frozen=True)
+class Origin:
+    """What started a snapshot: the notes and manifests of both its parts say it."""
+
+    trigger: str
+    started: float
+    message: str | None
+    git: GitInfo | None
+
+
+def goes_with(part: DataPart | None, recorded: Mapping[str, Any] | None) -> bool:
+    """Whether a code version's recorded data part is ``part`` (both None: no data part)."""
+    return recorded is None if part is None else part.same_as(recorded)
+
+
 def in_data(rel: str, paths: Iterable[str]) -> bool:
     return any(rel == p or rel.startswith(p + "/") for p in paths)
 
@@ -145,11 +160,7 @@ class DataSnapshots:
         meta: DatasetMetadata,
         root: Path,
         files: Mapping[str, LocalFile],
-        *,
-        trigger: str,
-        started: float,
-        message: str | None,
-        git: GitInfo | None,
+        origin: Origin,
         progress: bool,
     ) -> tuple[DataPart, dict[str, tuple[int, int, str]]]:
         """Stage and upload the data files as the next data version; wait until it is ready.
@@ -166,9 +177,9 @@ class DataSnapshots:
             if last is not None and last[0].status == "ready" and last[0].manifest_hash == digest:
                 return self._part(last[0]), hashes  # only mtimes had changed
             notes = compose_notes(
-                message=message,
-                trigger=trigger,
-                git=git,
+                message=origin.message,
+                trigger=origin.trigger,
+                git=origin.git,
                 files=staged.files,
                 changes=diff(last[1], staged.files) if last is not None else None,
                 since_version=last[0].version if last is not None else None,
@@ -176,12 +187,18 @@ class DataSnapshots:
                 left_out=staged.left_out,
             )
             manifest = SnapshotManifest(
-                self.project, started, trigger, staged.files, message, git, part="data"
+                self.project,
+                origin.started,
+                origin.trigger,
+                staged.files,
+                origin.message,
+                origin.git,
+                part="data",
             )
             manifest.write(staged.folder)
             data_meta.write(staged.folder)
             row = self.store.add(
-                trigger=trigger,
+                trigger=origin.trigger,
                 notes=notes,
                 files=staged.files,
                 manifest_hash=digest,

@@ -33,12 +33,12 @@ from . import gitinfo
 from .flight import SingleFlight
 from .manifest import SnapshotManifest, known_md5s, manifest_hash, same_as
 from .notes import compose_notes, diff
-from .parts import DataPart, DataSnapshots, resolve_pending, split_files
+from .parts import DataPart, DataSnapshots, Origin, goes_with, resolve_pending, split_files
 from .progress import byte_progress
 from .result import SnapshotResult, outcome_message, unchanged_result
 from .select import SnapshotSelection
 from .stage import StagedSnapshot, settle_seconds, stage
-from .store import SnapshotRecord, SnapshotStore
+from .store import SnapshotStore
 from .triggers import SnapshotTriggers
 
 log = logging.getLogger("syncd.snapshots")
@@ -200,7 +200,7 @@ class SnapshotService:
         if last is not None and not force and (part is not None or not data_files):
             same, more = same_as(root, code, known, last[1])
             hashed.update(more)
-            unchanged = same and self._same_data(part, last[0])
+            unchanged = same and goes_with(part, last[0].data)
         fresh = {p: (files[p].size, files[p].mtime_ns, md5) for p, md5 in hashed.items()}
         self.store.save_hashes(fresh, cache, files)
         cache = {p: row for p, row in {**cache, **fresh}.items() if p in files}
@@ -212,16 +212,9 @@ class SnapshotService:
         git = gitinfo.git_info(root)
         uploaded_data = False
         if self.data is not None and data_files and part is None:
+            origin = Origin(trigger, started, message, git)
             part, staged_hashes = self.data.upload(
-                session,
-                meta,
-                root,
-                data_files,
-                trigger=trigger,
-                started=started,
-                message=message,
-                git=git,
-                progress=progress,
+                session, meta, root, data_files, origin, progress
             )
             self.store.save_hashes(staged_hashes, cache, files)
             cache = {**cache, **staged_hashes}
@@ -233,10 +226,10 @@ class SnapshotService:
             self.store.save_hashes(current, cache, files)
             digest = manifest_hash(staged.files)
             if (
-                last is not None
+                last
                 and not force
                 and digest == last[0].manifest_hash
-                and self._same_data(part, last[0])
+                and goes_with(part, last[0].data)
             ):
                 return unchanged_result(last[0])  # only mtimes had changed
             notes = compose_notes(
@@ -265,11 +258,6 @@ class SnapshotService:
             result.data = {**part.to_json(), "uploaded": uploaded_data}
             result.message = f"{result.message}; {part.describe(uploaded_data)}"
         return result
-
-    @staticmethod
-    def _same_data(part: DataPart | None, last: SnapshotRecord) -> bool:
-        """Whether the last code version went with this data part (or with none)."""
-        return last.data is None if part is None else part.same_as(last.data)
 
     def _upload(
         self,
@@ -358,7 +346,7 @@ class SnapshotService:
 
     def status_block(self) -> dict[str, Any]:
         """The ``snapshot`` object of ``syncd status --json``."""
-        block = self.store.status_block(self.cfg.data_dataset)
+        block = self.store.status_block(self.data.store if self.data is not None else None)
         block["status"] = self._last.get("status") or block["status"]  # incl. "running"
         block["next_at"] = self.triggers.next_at()
         return block

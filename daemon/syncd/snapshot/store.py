@@ -221,10 +221,10 @@ class SnapshotStore:
         files = files_from_json(zlib.decompress(row[-1]).decode())
         return SnapshotRecord(*row[:-1]), files
 
-    def status_block(self, data: str | None = None) -> dict[str, Any]:
+    def status_block(self, data: SnapshotStore | None = None) -> dict[str, Any]:
         """The ``snapshot`` object of ``syncd status --json`` as the database remembers it
-        (``next_at`` is the scheduler's: None here); with ``data`` (the data dataset's ref),
-        a ``data`` object too."""
+        (``next_at`` is the scheduler's: None here); with ``data`` (the data dataset's
+        store), a ``data`` object too."""
         from .manifest import iso
 
         ready = self.last_ready()
@@ -240,7 +240,7 @@ class SnapshotStore:
             "next_at": None,
         }
         if data is not None:
-            block["data"] = SnapshotStore(self.db, self.project, data).data_block()
+            block["data"] = data.data_block()
         return block
 
     def data_block(self) -> dict[str, Any]:
