@@ -381,3 +381,52 @@ def test_the_fake_runs_each_datasets_creation_404_window_and_processing_apart(
     assert [v.status for v in fake.dataset(DATA).versions] == ["ready", "ready"]
     assert fake.dataset(DATASET).versions[0].status == "blobs_received"  # polled separately
     assert fake.dataset(DATA).versions[1].files["data/x.bin"] == WEIGHTS[1:]
+
+
+# --- the kernel script, run for real by the fake ----------------------------------------------
+
+
+def test_the_kernel_finds_the_data_under_the_legacy_layout_and_refuses_without_it(
+    fake: FakeKaggle, kaggle_env: Path, tmp_path: Path, db: StateDB
+) -> None:
+    from syncd.service.training import train_service
+
+    from .conftest import write_config as write_yaml
+    from .train_support import PROJECT, make_train_project, run_summary
+
+    root = make_train_project(tmp_path / PROJECT)  # data/labels.csv is the data part
+    project = {
+        "name": PROJECT,
+        "path": str(root),
+        "ignore": ["*.ckpt"],
+        "snapshot": {"dataset": DATASET, "title": "CIFAR code", "data": ["data/"]},
+        "train": {"poll": "1s", "notify": False},
+    }
+    cfg = write_yaml(tmp_path / "c.yaml", [project], kaggle={"endpoint": fake.url})
+    config = load_config(cfg)
+    pc = config.project(PROJECT)
+    snapshots = SnapshotService(pc, db, config.kaggle)
+    trainer = train_service(pc, db, config.kaggle, snapshots)
+    fake.mount_layout = "legacy"  # input/<slug>/, before 2026
+    try:
+        first = trainer.follow_until_done(trainer.train().id, lambda e: None)
+        assert first.state == "complete", first.failure
+        log = (root / "runs" / "r1" / "syncd-kernel.log").read_text()
+        assert f"syncd: linked data → {fake.kernel(first.kernel).versions[0].sandbox}" in log
+        assert "/kaggle/input/cifar-code-data/data\n" in log
+        assert run_summary(root / "runs" / "r1")["data"] == {"dataset": DATA, "version": 1}
+
+        fake.tamper_mount(DATA, {DATA_MANIFEST_NAME: None})  # the data is not there
+        second = trainer.follow_until_done(trainer.train().id, lambda e: None)
+        assert second.state == "error"
+        assert second.failure is not None and second.failure.startswith(
+            f"the data this snapshot goes with ({DATA} v1, manifest "
+        )
+        summary = run_summary(root / "runs" / "r2")
+        assert (
+            summary["exit_code"] == 3
+            and "epoch 1" not in (root / "runs" / "r2" / "syncd-kernel.log").read_text()
+        )
+    finally:
+        trainer.close()
+        snapshots.close()

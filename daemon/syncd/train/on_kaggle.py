@@ -124,7 +124,8 @@ def choose_data(run: dict[str, Any], data: dict[str, Any], candidates: list[str]
     raise ValueError(
         f"the data this snapshot goes with ({data['dataset']} v{data['version']}, manifest "
         f"{data['manifest_hash'][:12]}) is not mounted under {root}/input{found}. Attach that "
-        "dataset, and do not change snapshot.data while a run waits to start"
+        "dataset, and do not snapshot changed data while a run waits to start (Kaggle mounts "
+        "the newest version)"
     )
 
 
