@@ -430,3 +430,21 @@ def test_the_kernel_finds_the_data_under_the_legacy_layout_and_refuses_without_i
     finally:
         trainer.close()
         snapshots.close()
+
+
+def test_force_uploads_the_data_again_once_it_is_gone_from_kaggle(
+    fake: FakeKaggle, kaggle_env: Path, tmp_path: Path, db: StateDB
+) -> None:
+    """Deleted on kaggle.com: a kernel would lose its data source (invalidDatasetSources), and
+    only --force asks Kaggle; it then uploads the data again."""
+    root = split_project(tmp_path / "cifar")
+    svc = service(root, fake, db)
+    assert svc.take("manual", wait=True).status == "ready"
+    fake.delete_dataset(DATA)
+    assert svc.take("manual", wait=True).status == "unchanged"  # no request: not noticed
+
+    forced = svc.take("manual", force=True, wait=True)
+
+    assert forced.status == "ready" and forced.data is not None, forced
+    assert (forced.data["version"], forced.data["uploaded"]) == (1, True)
+    assert fake.dataset(DATA).versions[0].files["weights/init.pt"] == WEIGHTS[::-1]

@@ -16,7 +16,7 @@ processed it, because the code manifest needs its number.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,15 +144,40 @@ class DataSnapshots:
         )
 
     def reusable(
-        self, root: Path, files: Mapping[str, LocalFile], known: Mapping[str, str]
+        self,
+        root: Path,
+        files: Mapping[str, LocalFile],
+        known: Mapping[str, str],
+        connect: Callable[[], kaggle.KaggleDatasets],
+        force: bool = False,
     ) -> tuple[DataPart | None, dict[str, str]]:
-        """The last ready data version if ``files`` hold exactly its content (no request),
-        and the md5s read to find out."""
+        """The last ready data version if ``files`` hold exactly its content, and the md5s
+        read to find out. No request, unless a data version was left processing (it is
+        settled first) or ``force`` asks Kaggle whether it still serves that version."""
+        if self.store.pending():
+            resolve_pending(self.store, connect())
         last = self.store.last_uploaded()
         if last is None or last[0].status != "ready" or last[0].version is None:
             return None, {}
         same, hashed = same_as(root, files, known, last[1])
-        return (self._part(last[0]) if same else None), hashed
+        part = self._part(last[0]) if same else None
+        if force and part is not None and not self.still_served(connect(), part):
+            what = f"{self.ref} v{part.version}"
+            log.info(
+                "%s: %s is not the newest data on Kaggle any more; uploading again",
+                self.project,
+                what,
+            )
+            part = None
+        return part, hashed
+
+    def still_served(self, session: kaggle.KaggleDatasets, part: DataPart) -> bool:
+        """For ``--force``: whether Kaggle still serves ``part`` as the data dataset's newest
+        ready version. Deleted on kaggle.com, or versioned there since, it is uploaded again
+        (a kernel mounts the newest version, and would refuse another one's files)."""
+        if session.status(self.ref) is None:
+            return False
+        return session.current(self.ref)[0] == part.version
 
     def upload(
         self,
@@ -174,8 +199,6 @@ class DataSnapshots:
                 raise SyncdError(f"{self.project}: no file of snapshot.data could be read")
             digest = manifest_hash(staged.files)
             last = self.store.last_uploaded()
-            if last is not None and last[0].status == "ready" and last[0].manifest_hash == digest:
-                return self._part(last[0]), hashes  # only mtimes had changed
             notes = compose_notes(
                 message=origin.message,
                 trigger=origin.trigger,

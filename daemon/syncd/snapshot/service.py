@@ -12,6 +12,7 @@ interval, new git tags) are ``triggers``; one snapshot at a time is ``flight``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -188,13 +189,10 @@ class SnapshotService:
         cache = self.store.hash_cache()
         known = known_md5s(files, index, cache)
         hashed: dict[str, str] = {}
-        session: kaggle.KaggleDatasets | None = None
+        connect = functools.cache(self._client)  # one client, made at the first request
         part: DataPart | None = None
         if self.data is not None and data_files:
-            if self.data.store.pending():
-                session = kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed)
-                resolve_pending(self.data.store, session)
-            part, hashed = self.data.reusable(root, data_files, known)
+            part, hashed = self.data.reusable(root, data_files, known, connect, force)
         last = self.store.last_uploaded()
         unchanged = False
         if last is not None and not force and (part is not None or not data_files):
@@ -208,7 +206,7 @@ class SnapshotService:
             assert last is not None
             return unchanged_result(last[0])
 
-        session = session or kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed)
+        session = connect()
         git = gitinfo.git_info(root)
         uploaded_data = False
         if self.data is not None and data_files and part is None:
@@ -305,6 +303,9 @@ class SnapshotService:
         return SnapshotResult(done.version, done.status, message, done.url, len(files), size)
 
     # --- pending versions -------------------------------------------------------------------
+
+    def _client(self) -> kaggle.KaggleDatasets:
+        return kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed)
 
     def _resolve_pending(self, session: kaggle.KaggleDatasets) -> None:
         """Versions uploaded without waiting: find out how processing ended."""
