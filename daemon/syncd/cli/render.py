@@ -71,6 +71,15 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
                 f"  snapshot {s['dataset']}: {version} ({s.get('status') or '-'}), "
                 f"last {_ago(s.get('last_at'), now)}, next {s.get('next_at') or '-'}"
             )
+            if d := s.get("data"):  # snapshot.data: the data part's own dataset
+                held = f", {d['files']} files, {human_size(d['bytes'])}" if d.get("files") else ""
+                data_version = (
+                    f"v{d['last_version']}" if d.get("last_version") else "no version yet"
+                )
+                lines.append(
+                    f"  data     {d['dataset']}: {data_version} ({d.get('status') or '-'}{held}), "
+                    f"last {_ago(d.get('last_at'), now)}"
+                )
         for run in p.get("runs") or []:  # active runs and the last few (train/)
             where = f"v{run['version']}" if run.get("version") else "not pushed"
             lines.append(
@@ -82,15 +91,29 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
 
 
 def snapshot_history(history: list[dict[str, Any]]) -> list[str]:
-    """``syncd snapshots``: one line per version, newest first, under a header."""
-    lines = [f"{'version':>7}  {'time (UTC)':20}  {'files':>6}  {'size':>9}  {'status':9}  notes"]
+    """``syncd snapshots``: one line per version, newest first, under a header; with
+    ``snapshot.data``, a ``data`` column: the data dataset's version each code version uses."""
+    split = any(h.get("data") for h in history)
+    data_head = f"  {'data':>16}" if split else ""
+    lines = [
+        f"{'version':>7}  {'time (UTC)':20}  {'files':>6}  {'size':>9}  {'status':9}"
+        f"{data_head}  notes"
+    ]
     for h in history:
         version = f"v{h['version']}" if h.get("version") else "-"
         first_line = (h.get("notes") or "").splitlines()[0] if h.get("notes") else ""
+        data = ""
+        if split:
+            d = h.get("data")
+            held = f"v{d['version']} {human_size(d['bytes'])}" if d else "-"
+            data = f"  {held:>16}"
         lines.append(
             f"{version:>7}  {h['at'] or '-':20}  {h['files']:>6}  {human_size(h['bytes']):>9}  "
-            f"{h['status']:9}  {first_line[:60]}"
+            f"{h['status']:9}{data}  {first_line[:60]}"
         )
+    if split:
+        ref = next(h["data"]["dataset"] for h in history if h.get("data"))
+        lines.append(f"data: the version of {ref} (snapshot.data) each code version goes with")
     return lines
 
 

@@ -33,6 +33,7 @@ from .model import (
 from .overlap import check_projects_apart
 from .values import (
     cron_schedule,
+    data_path,
     dataset_ref,
     http_url,
     parse_address,
@@ -97,6 +98,7 @@ _SNAPSHOT = {
     "on_git_tag": _Field("bool"),
     "include": _Field("strings"),
     "exclude": _Field("strings"),
+    "data": _Field("strings", check=data_path),
 }
 
 
@@ -291,10 +293,46 @@ def _project(section: _Section) -> ProjectConfig:
         raise section.error(None, "needs a mirror section, a snapshot section, or both")
     values["mirror"] = _mirror(values["mirror"]) if "mirror" in values else None
     if "snapshot" in values:
-        values["snapshot"] = SnapshotConfig(**values["snapshot"].values)
+        snapshot = values["snapshot"]
+        if "data" in snapshot.values:
+            snapshot.values["data"] = _data_paths(snapshot, values["path"])
+        values["snapshot"] = SnapshotConfig(**snapshot.values)
     if "train" in section.lines:
         _train(section, values)
     return ProjectConfig(**values)
+
+
+# Kaggle's slug limit (kaggle-cli docs/datasets_metadata.md: 6-50 characters) must leave room
+# for the data dataset's "-data".
+_DATA_SUFFIX = "-data"
+
+
+def _data_paths(section: _Section, root: Path) -> tuple[str, ...]:
+    """``snapshot.data``: each entry relative to the project, inside it, none inside another."""
+    paths: list[str] = []
+    for entry in section.values["data"]:
+        rel = entry
+        if entry.startswith(("/", "~")):
+            full = Path(entry).expanduser().absolute()
+            if full != root and root not in full.parents:
+                raise section.error("data", f"{entry!r} is outside the project folder {root}")
+            rel = full.relative_to(root).as_posix()
+            if rel == ".":
+                raise section.error("data", f"{entry!r} is the whole project; name a subfolder")
+        for other in paths:
+            if rel == other or rel.startswith(other + "/") or other.startswith(rel + "/"):
+                why = "is listed twice" if rel == other else f"overlaps {other + '/'!r}"
+                raise section.error("data", f"{rel + '/'!r} {why}")
+        paths.append(rel)
+    slug = str(section.values.get("dataset", "")).partition("/")[2]
+    if paths and len(slug) + len(_DATA_SUFFIX) > 50:
+        raise section.error(
+            "data",
+            f"the data dataset's slug {slug + _DATA_SUFFIX!r} would be longer than Kaggle's "
+            "50 characters",
+            f"shorten snapshot.dataset's slug to at most {50 - len(_DATA_SUFFIX)} characters",
+        )
+    return tuple(paths)
 
 
 def _train(section: _Section, values: dict[str, Any]) -> None:

@@ -69,6 +69,14 @@ class SnapshotConfig:
     on_git_tag: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # Folders/files (relative, no trailing slash) that go to the `<slug>-data` dataset,
+    # versioned only when they change.
+    data: tuple[str, ...] = ()
+
+    @property
+    def data_dataset(self) -> str | None:
+        """``owner/<slug>-data`` when ``data`` is set."""
+        return f"{self.dataset}-data" if self.data else None
 
 
 @dataclass(frozen=True)

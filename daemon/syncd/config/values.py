@@ -135,6 +135,24 @@ def worker_count(value: int) -> int:
     return value
 
 
+def data_path(text: str) -> str:
+    """A ``snapshot.data`` entry: ``data/``, ``./weights``, ``assets/big/`` → ``data``,
+    ``weights``, ``assets/big`` (a folder or file of the project, no patterns). An absolute
+    path stays absolute here; the loader makes it relative to the project or refuses it."""
+    raw = text.strip()
+    if any(c in raw for c in "*?[]!"):
+        raise ValueError(f"{text!r}: name a folder or file of the project (no patterns)")
+    absolute = raw.startswith("/") or raw.startswith("~")
+    parts = [p for p in PurePosixPath(raw).parts if p not in ("/", ".")]
+    if ".." in parts:
+        raise ValueError(f"{text!r}: '..' would leave the project folder")
+    if absolute:
+        return raw
+    if not parts:
+        raise ValueError(f"{text!r}: name a folder of the project (e.g. data/), not all of it")
+    return "/".join(parts)
+
+
 def subfolder(text: str) -> str:
     """``outputs``, ``/outputs``, ``./outputs/`` → ``outputs/`` (relative to the project)."""
     parts = [p for p in PurePosixPath(text.strip()).parts if p not in ("/", ".")]

@@ -233,7 +233,9 @@ class LocalHost:
             return None
         from ..snapshot.store import SnapshotStore  # ~55 ms: only when a project has one
 
-        return SnapshotStore(self.db, name, pc.snapshot.dataset).status_block()
+        data = pc.snapshot.data_dataset
+        store = SnapshotStore(self.db, name, pc.snapshot.dataset)
+        return store.status_block(SnapshotStore(self.db, name, data) if data else None)
 
     def snapshot_history(self, name: str) -> list[dict[str, Any]]:
         return self._service(name).history()

@@ -48,6 +48,7 @@ def snapshot_source(snapshots: SnapshotService) -> SnapshotSource:
             manifest_name=MANIFEST_NAME,
             git_commit=commit.group(1) if commit else None,
             message=result.message,
+            data=record.data,  # which data version the code goes with (snapshot.data)
         )
 
     return current

@@ -23,6 +23,9 @@ from ..localfs.walk import LocalFile
 from .gitinfo import GitInfo
 
 MANIFEST_NAME = "syncd-snapshot.json"
+# The data dataset's own manifest: another name, so a kernel looking for the code's
+# manifest never mistakes the data dataset for a snapshot of the code.
+DATA_MANIFEST_NAME = "syncd-data.json"
 MANIFEST_FORMAT = 1
 
 
@@ -52,6 +55,9 @@ class SnapshotManifest:
     files: dict[str, FileEntry]
     message: str | None = None
     git: GitInfo | None = None
+    # The code's manifest: which dataset and version hold the data part (``parts.DataPart``).
+    data: Mapping[str, Any] | None = None
+    part: str = "code"  # "code" (syncd-snapshot.json) or "data" (syncd-data.json)
 
     @property
     def hash(self) -> str:
@@ -72,6 +78,8 @@ class SnapshotManifest:
             "file_count": len(self.files),
             "bytes": self.total_bytes,
             "manifest_hash": self.hash,
+            **({"part": self.part} if self.part != "code" else {}),
+            **({"data": dict(self.data)} if self.data is not None else {}),
             "files": {
                 path: {"size": self.files[path].size, "md5": self.files[path].md5}
                 for path in sorted(self.files)
@@ -79,7 +87,7 @@ class SnapshotManifest:
         }
 
     def write(self, folder: Path) -> Path:
-        path = folder / MANIFEST_NAME
+        path = folder / (DATA_MANIFEST_NAME if self.part == "data" else MANIFEST_NAME)
         path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
         return path
 

@@ -15,7 +15,7 @@ from pathspec import GitIgnoreSpec
 
 from ..localfs.ignore import IgnoreRules
 from ..localfs.walk import LocalFile, walk
-from .manifest import MANIFEST_NAME
+from .manifest import DATA_MANIFEST_NAME, MANIFEST_NAME
 
 log = logging.getLogger("syncd.snapshot")
 
@@ -45,7 +45,7 @@ class SnapshotSelection:
         include = [p for p in include if p.strip()]
         self._include = GitIgnoreSpec.from_lines(include) if include else None
         self._exclude = GitIgnoreSpec.from_lines([*extra_exclude, *exclude])
-        self._reserved = {MANIFEST_NAME, *reserved}
+        self._reserved = {MANIFEST_NAME, DATA_MANIFEST_NAME, *reserved}
         self._warned: set[str] = set()
 
     def wanted(self, rel: str) -> bool:

@@ -5,17 +5,18 @@ wait (bounded) for the mirror to settle (a callable the daemon injects; this
 package never imports the mirror), select files (``select``), decide
 "unchanged" from known md5s before copying anything (``manifest``), stage a
 consistent copy (``stage``), write the manifest and notes (``notes``), upload
-(``remotes.kaggle``), record the outcome (``store``).  Triggers (cron,
+(``remotes.kaggle``), record the outcome (``store``).  With ``snapshot.data`` the
+data folders go to their own dataset, versioned only when they change (``parts``).  Triggers (cron,
 interval, new git tags) are ``triggers``; one snapshot at a time is ``flight``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import KaggleConfig, ProjectConfig
@@ -32,27 +33,16 @@ from ..remotes.kaggle.rules import (
 from . import gitinfo
 from .flight import SingleFlight
 from .manifest import SnapshotManifest, known_md5s, manifest_hash, same_as
-from .notes import compose_notes, diff, human_bytes
+from .notes import compose_notes, diff
+from .parts import DataPart, DataSnapshots, Origin, goes_with, resolve_pending, split_files
 from .progress import byte_progress
+from .result import SnapshotResult, outcome_message, unchanged_result
 from .select import SnapshotSelection
 from .stage import StagedSnapshot, settle_seconds, stage
-from .store import SnapshotRecord, SnapshotStore
+from .store import SnapshotStore
 from .triggers import SnapshotTriggers
 
 log = logging.getLogger("syncd.snapshots")
-
-
-@dataclass
-class SnapshotResult:
-    version: int | None  # the Kaggle version number once ready
-    status: str  # "ready" | "failed" | "pending" | "unchanged" | "error"
-    message: str  # one sentence for the user
-    url: str | None
-    files: int
-    bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class SnapshotService:
@@ -74,6 +64,7 @@ class SnapshotService:
         self.kaggle_config = kaggle
         self.db = db
         self.store = SnapshotStore(db, project.name, self.cfg.dataset)
+        self.data = DataSnapshots(project.name, self.cfg, db) if self.cfg.data else None
         self._settled = settled
         self._rules = rules
         self._own_rules: IgnoreRules | None = None
@@ -183,6 +174,7 @@ class SnapshotService:
                 self.name,
             )
         files = self._selection().files()
+        code, data_files = split_files(files, self.cfg.data)
         # The mirror's md5s count only while the whole stat matches (inode and ctime too: two
         # files swapped through a temporary name keep their sizes and mtimes).
         index = (
@@ -195,25 +187,49 @@ class SnapshotService:
             else {}
         )
         cache = self.store.hash_cache()
+        known = known_md5s(files, index, cache)
+        hashed: dict[str, str] = {}
+        connect = functools.cache(self._client)  # one client, made at the first request
+        part: DataPart | None = None
+        if self.data is not None and data_files:
+            part, hashed = self.data.reusable(root, data_files, known, connect, force)
         last = self.store.last_uploaded()
-        if last is not None and not force:
-            same, hashed = same_as(root, files, known_md5s(files, index, cache), last[1])
-            fresh = {p: (files[p].size, files[p].mtime_ns, md5) for p, md5 in hashed.items()}
-            self.store.save_hashes(fresh, cache, files)
-            cache = {p: row for p, row in {**cache, **fresh}.items() if p in files}
-            if same:
-                return self._unchanged(last[0])
+        unchanged = False
+        if last is not None and not force and (part is not None or not data_files):
+            same, more = same_as(root, code, known, last[1])
+            hashed.update(more)
+            unchanged = same and goes_with(part, last[0].data)
+        fresh = {p: (files[p].size, files[p].mtime_ns, md5) for p, md5 in hashed.items()}
+        self.store.save_hashes(fresh, cache, files)
+        cache = {p: row for p, row in {**cache, **fresh}.items() if p in files}
+        if unchanged:
+            assert last is not None
+            return unchanged_result(last[0])
 
-        session = kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed)  # fail fast
-        with byte_progress(progress, "staging", sum(f.size for f in files.values())) as tick:
-            staged = stage(root, files, progress=tick)
+        session = connect()
+        git = gitinfo.git_info(root)
+        uploaded_data = False
+        if self.data is not None and data_files and part is None:
+            origin = Origin(trigger, started, message, git)
+            part, staged_hashes = self.data.upload(
+                session, meta, root, data_files, origin, progress
+            )
+            self.store.save_hashes(staged_hashes, cache, files)
+            cache = {**cache, **staged_hashes}
+            uploaded_data = True
+        with byte_progress(progress, "staging", sum(f.size for f in code.values())) as tick:
+            staged = stage(root, code, progress=tick)
         try:
             current = {p: (e.size, staged.mtimes[p], e.md5) for p, e in staged.files.items()}
-            self.store.save_hashes(current, cache, staged.files)
+            self.store.save_hashes(current, cache, files)
             digest = manifest_hash(staged.files)
-            if last is not None and not force and digest == last[0].manifest_hash:
-                return self._unchanged(last[0])  # only mtimes had changed
-            git = gitinfo.git_info(root)
+            if (
+                last
+                and not force
+                and digest == last[0].manifest_hash
+                and goes_with(part, last[0].data)
+            ):
+                return unchanged_result(last[0])  # only mtimes had changed
             notes = compose_notes(
                 message=message,
                 trigger=trigger,
@@ -224,13 +240,22 @@ class SnapshotService:
                 mtimes=staged.mtimes,
                 left_out=staged.left_out,
             )
-            manifest = SnapshotManifest(self.name, started, trigger, staged.files, message, git)
+            if part is not None:
+                notes = f"{notes}\n{part.describe(uploaded_data)}"
+            pointer = part.to_json() if part is not None else None
+            manifest = SnapshotManifest(
+                self.name, started, trigger, staged.files, message, git, data=pointer
+            )
             manifest.write(staged.folder)
             meta.write(staged.folder)
             self._resolve_pending(session)
-            return self._upload(session, meta, staged, notes, trigger, wait, progress)
+            result = self._upload(session, meta, staged, notes, trigger, wait, progress, pointer)
         finally:
             staged.cleanup()
+        if part is not None:
+            result.data = {**part.to_json(), "uploaded": uploaded_data}
+            result.message = f"{result.message}; {part.describe(uploaded_data)}"
+        return result
 
     def _upload(
         self,
@@ -241,6 +266,7 @@ class SnapshotService:
         trigger: str,
         wait: bool,
         progress: bool,
+        data: dict[str, Any] | None = None,
     ) -> SnapshotResult:
         files = staged.files
         size = sum(entry.size for entry in files.values())
@@ -252,6 +278,7 @@ class SnapshotService:
             files=files,
             manifest_hash=manifest_hash(files),
             status="uploading",
+            data=data,
         )
         try:
             with byte_progress(progress, "uploading", None) as tick:
@@ -270,44 +297,19 @@ class SnapshotService:
         self.store.update(row, status=done.status, version=done.version, url=done.url)
         if done.status == "pending":
             self._poll_later(row, session)
-        message = self._message(done.status, done.version, done.url, len(files), size)
-        return SnapshotResult(done.version, done.status, message, done.url, len(files), size)
-
-    def _unchanged(self, last: SnapshotRecord) -> SnapshotResult:
-        since = f"v{last.version}" if last.version is not None else "the last snapshot"
-        return SnapshotResult(
-            version=last.version,
-            status="unchanged",
-            message=f"unchanged since {since}; nothing uploaded (use --force to upload anyway)",
-            url=last.url,
-            files=last.files,
-            bytes=last.bytes,
+        message = outcome_message(
+            self.cfg.dataset, done.status, done.version, done.url, len(files), size
         )
-
-    def _message(
-        self, status: str, version: int | None, url: str | None, files: int, size: int
-    ) -> str:
-        what = f"{files} files, {human_bytes(size)}"
-        ref = self.cfg.dataset
-        if status == "ready":
-            return f"{ref} v{version} is ready ({what}): {url}"
-        if status == "pending":
-            return f"{ref}: uploaded a new version ({what}); Kaggle is processing it: {url}"
-        return f"{ref}: Kaggle could not process the new version ({what}); see {url}"
+        return SnapshotResult(done.version, done.status, message, done.url, len(files), size)
 
     # --- pending versions -------------------------------------------------------------------
 
+    def _client(self) -> kaggle.KaggleDatasets:
+        return kaggle.KaggleDatasets(self.kaggle_config, cancel=self._closed)
+
     def _resolve_pending(self, session: kaggle.KaggleDatasets) -> None:
         """Versions uploaded without waiting: find out how processing ended."""
-        pending = self.store.pending()
-        if not pending:
-            return
-        done = session.finish(self.cfg.dataset)
-        # The newest upload is the dataset's newest version; older ones (if any) were
-        # superseded before anyone learned their numbers.
-        self.store.update(pending[0].id, status=done.status, version=done.version, url=done.url)
-        for record in pending[1:]:
-            self.store.update(record.id, status=done.status)
+        resolve_pending(self.store, session)
 
     def settle_pending(self) -> None:
         """Wait until Kaggle has processed versions uploaded without waiting (``syncd train``
@@ -345,7 +347,7 @@ class SnapshotService:
 
     def status_block(self) -> dict[str, Any]:
         """The ``snapshot`` object of ``syncd status --json``."""
-        block = self.store.status_block()
+        block = self.store.status_block(self.data.store if self.data is not None else None)
         block["status"] = self._last.get("status") or block["status"]  # incl. "running"
         block["next_at"] = self.triggers.next_at()
         return block

@@ -4,6 +4,9 @@ Owns three tables next to the mirror's index (same file, same lock, same
 crash-safety): ``snapshots`` (one row per upload: version, time, trigger,
 notes, size, manifest hash, status, and the full manifest for the newest few,
 which the "unchanged" decision and the change list of the next notes need),
+A project with ``snapshot.data`` keeps the rows of its data dataset in the same
+table under that dataset's ref; each row of the code dataset records, in its
+``data`` column, which data version it goes with (``parts.DataPart``).
 ``snapshot_hashes`` (path → size, mtime, md5 of the last staged copy, so a
 project without a mirror is not re-hashed either) and ``snapshot_kv`` (the
 git tags already seen, the last attempt's outcome).  These survive a change of
@@ -55,10 +58,13 @@ CREATE TABLE IF NOT EXISTS snapshot_kv(
 ) WITHOUT ROWID;
 """
 
+# Added after the first release: older databases get the column on open.
+MIGRATIONS = (("data", "ALTER TABLE snapshots ADD COLUMN data TEXT"),)
+
 KEEP_MANIFESTS = 3  # rows that keep their full manifest; older ones keep only the hash
 UPLOADED = ("ready", "pending")  # what "unchanged since" compares against
 
-_COLUMNS = "id, version, at, trigger, notes, files, bytes, manifest_hash, status, url"
+_COLUMNS = "id, version, at, trigger, notes, files, bytes, manifest_hash, status, url, data"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,11 @@ class SnapshotRecord:
     manifest_hash: str
     status: str  # "uploading" | "pending" (processing) | "ready" | "failed" | "error"
     url: str | None
+    data_json: str | None = None  # the data part this code version goes with, as JSON
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        return json.loads(self.data_json) if self.data_json else None
 
     def to_dict(self) -> dict[str, Any]:
         from .manifest import iso
@@ -86,6 +97,7 @@ class SnapshotRecord:
             "bytes": self.bytes,
             "status": self.status,
             "manifest_hash": self.manifest_hash,
+            "data": self.data,
         }
 
 
@@ -99,6 +111,10 @@ class SnapshotStore:
         with db.transaction() as c:
             for statement in _statements(SCHEMA):
                 c.execute(statement)
+            have = {row[1] for row in c.execute("PRAGMA table_info(snapshots)")}
+            for column, statement in MIGRATIONS:
+                if column not in have:
+                    c.execute(statement)
 
     # --- history -------------------------------------------------------------------------------
 
@@ -111,13 +127,14 @@ class SnapshotStore:
         manifest_hash: str,
         status: str,
         at: float | None = None,
+        data: Mapping[str, Any] | None = None,
     ) -> int:
         blob = zlib.compress(files_to_json(files).encode(), 6)
         with self.db.transaction() as c:
             cur = c.execute(
                 "INSERT INTO snapshots(project, dataset, version, at, trigger, notes, files, "
-                "bytes, manifest_hash, status, url, manifest) "
-                "VALUES(?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                "bytes, manifest_hash, status, url, manifest, data) "
+                "VALUES(?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                 (
                     self.project,
                     self.dataset,
@@ -129,14 +146,17 @@ class SnapshotStore:
                     manifest_hash,
                     status,
                     blob,
+                    json.dumps(dict(data), sort_keys=True) if data is not None else None,
                 ),
             )
             row_id = int(cur.lastrowid or 0)
+            # Per dataset: the data dataset's last manifest must outlive many code versions.
             c.execute(
-                "UPDATE snapshots SET manifest = NULL WHERE project = ? "
+                "UPDATE snapshots SET manifest = NULL WHERE project = ? AND dataset = ? "
                 "AND manifest IS NOT NULL AND id NOT IN (SELECT id FROM snapshots "
-                "WHERE project = ? AND manifest IS NOT NULL ORDER BY id DESC LIMIT ?)",
-                (self.project, self.project, KEEP_MANIFESTS),
+                "WHERE project = ? AND dataset = ? AND manifest IS NOT NULL "
+                "ORDER BY id DESC LIMIT ?)",
+                (self.project, self.dataset, self.project, self.dataset, KEEP_MANIFESTS),
             )
         return row_id
 
@@ -201,9 +221,10 @@ class SnapshotStore:
         files = files_from_json(zlib.decompress(row[-1]).decode())
         return SnapshotRecord(*row[:-1]), files
 
-    def status_block(self) -> dict[str, Any]:
+    def status_block(self, data: SnapshotStore | None = None) -> dict[str, Any]:
         """The ``snapshot`` object of ``syncd status --json`` as the database remembers it
-        (``next_at`` is the scheduler's: None here)."""
+        (``next_at`` is the scheduler's: None here); with ``data`` (the data dataset's
+        store), a ``data`` object too."""
         from .manifest import iso
 
         ready = self.last_ready()
@@ -211,12 +232,29 @@ class SnapshotStore:
         if status is None:
             latest = self.latest()
             status = latest.status if latest else None
-        return {
+        block: dict[str, Any] = {
             "dataset": self.dataset,
             "last_version": ready.version if ready else None,
             "last_at": iso(ready.at) if ready else None,
             "status": status,
             "next_at": None,
+        }
+        if data is not None:
+            block["data"] = data.data_block()
+        return block
+
+    def data_block(self) -> dict[str, Any]:
+        """A data dataset's part of the status: its newest ready version and last upload."""
+        from .manifest import iso
+
+        ready, latest = self.last_ready(), self.latest()
+        return {
+            "dataset": self.dataset,
+            "last_version": ready.version if ready else None,
+            "last_at": iso(ready.at) if ready else None,
+            "status": latest.status if latest else None,
+            "files": ready.files if ready else None,
+            "bytes": ready.bytes if ready else None,
         }
 
     # --- md5 cache -----------------------------------------------------------------------------

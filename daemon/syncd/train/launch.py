@@ -5,7 +5,9 @@
 3. the snapshot (injected ``SnapshotSource``): a new version if the folder changed, the
    last one if not, ready on Kaggle either way;
 4. the run record (state ``pushing``), then the push of the generated script with the
-   snapshot's dataset as its one source, ``machine_shape`` and ``enable_internet`` explicit;
+   snapshot's dataset as its source (and the ``<slug>-data`` dataset too when the project
+   splits off ``snapshot.data``: the script links its folders into the code copy),
+   ``machine_shape`` and ``enable_internet`` explicit;
 5. Kaggle's answer: a version (``queued``), or a refusal or a dropped dataset (``failed``,
    with Kaggle's reason; a version that would run without its dataset is deleted at once).
 
@@ -172,6 +174,7 @@ class Launcher:
             git_commit=snap.git_commit,
             command=record.command,
             outputs=cfg.outputs.rstrip("/"),
+            data=snap.data,
         )
         _, title = kernel_identity(kernels.username, self.project.name, record.seq)
         spec = KernelSpec(
@@ -180,7 +183,7 @@ class Launcher:
             code=kernel_source(params),
             machine_shape=record.machine_shape,
             enable_internet=cfg.internet,
-            dataset_sources=(snap.dataset,),
+            dataset_sources=snap.sources,
             docker_image=cfg.docker_image,
             private=True,
             timeout_s=int(run_timeout(cfg, record.machine_shape)),

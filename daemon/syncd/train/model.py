@@ -61,6 +61,14 @@ class SnapshotRef:
     manifest_name: str  # "syncd-snapshot.json"
     git_commit: str | None  # as the snapshot's notes record it (the manifest has it whole)
     message: str  # what the snapshot step said ("unchanged since v3", "v4 is ready ...")
+    # With snapshot.data: the data dataset's version the code goes with (its manifest's
+    # "data" object: dataset, version, manifest_hash, manifest_name, paths, files, bytes).
+    data: dict[str, Any] | None = None
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The datasets the kernel attaches: the code's, and the data's when split."""
+        return (self.dataset, self.data["dataset"]) if self.data else (self.dataset,)
 
 
 class SnapshotSource(Protocol):
@@ -83,6 +91,7 @@ class KernelParams:
     git_commit: str | None
     command: str
     outputs: str  # the project's outputs folder name ("runs"): in the code copy it leads home
+    data: dict[str, Any] | None = None  # SnapshotRef.data: linked into the code copy
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,16 @@ It runs on Kaggle with the standard library only; ``kernel_script`` appends the 
 2. verify every file of the manifest (size and md5) while copying it to a scratch folder
    outside ``/kaggle/working`` (whose files become the outputs): a missing, tampered or
    different snapshot stops the run here, with a log line saying what differs;
-3. run the command in that copy with ``SYNCD_RUN_ID`` and ``SYNCD_OUTPUT_DIR`` (the
+3. when the project splits its data off (``snapshot.data``), find the data dataset's
+   ``syncd-data.json`` whose hash the code's manifest names, check every data file (size
+   and md5, read in place: the data is not copied), and link each data folder into the copy
+   (``data/`` → ``/kaggle/input/.../<slug>-data/data``), so ``open("data/x.csv")`` works
+   as at home; the links point into Kaggle's read-only input;
+4. run the command in that copy with ``SYNCD_RUN_ID`` and ``SYNCD_OUTPUT_DIR`` (the
    working folder) set; inside the copy, the project's outputs folder (``runs/``) leads
    there too, so a script writing ``runs/x`` on the laptop writes an output on Kaggle;
    its output goes straight to the log;
-4. leave ``syncd-run.json`` in the working folder: run id, snapshot version, git commit,
+5. leave ``syncd-run.json`` in the working folder: run id, snapshot version, git commit,
    command, exit code, duration, the GPU ``nvidia-smi`` saw, or why it did not run.
 """
 
@@ -97,6 +102,87 @@ def choose(run: dict[str, Any], candidates: list[str], root: str) -> tuple[str, 
     )
 
 
+def choose_data(run: dict[str, Any], data: dict[str, Any], candidates: list[str], root: str) -> str:
+    """The folder of the data version the code's manifest names, or ValueError."""
+    seen = []
+    for path in candidates:
+        where = os.path.relpath(os.path.dirname(path), root)
+        try:
+            with open(path, encoding="utf-8") as f:
+                manifest = json.load(f)
+            digest = manifest_hash(manifest["files"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            seen.append(f"an unreadable data manifest in {where} ({exc})")
+            continue
+        if manifest.get("project") != run["project"]:
+            seen.append(f"data of project {manifest.get('project')!r} in {where}")
+        elif digest != data["manifest_hash"] or manifest.get("manifest_hash") != digest:
+            seen.append(f"other data of {run['project']} in {where} (manifest {digest[:12]})")
+        else:
+            return os.path.dirname(path)
+    found = "; found " + "; ".join(seen) if seen else "; found no syncd data at all"
+    raise ValueError(
+        f"the data this snapshot goes with ({data['dataset']} v{data['version']}, manifest "
+        f"{data['manifest_hash'][:12]}) is not mounted under {root}/input{found}. Attach that "
+        "dataset, and do not snapshot changed data while a run waits to start (Kaggle mounts "
+        "the newest version)"
+    )
+
+
+def check_in_place(base: str, files: dict[str, Any]) -> list[str]:
+    """Read every listed file where it is mounted (no copy), checking size and md5."""
+    problems = []
+    for rel in sorted(files):
+        want = files[rel]
+        digest, size = hashlib.md5(), 0
+        try:
+            with open(inside(base, rel), "rb") as fin:
+                while chunk := fin.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{rel}: {getattr(exc, 'strerror', None) or exc}")
+            continue
+        if size != want["size"] or digest.hexdigest() != want["md5"]:
+            problems.append(
+                f"{rel}: {size} bytes, md5 {digest.hexdigest()} (expected {want['md5']})"
+            )
+    return problems
+
+
+def link_data(run: dict[str, Any], data: dict[str, Any], root: str, code: str) -> str:
+    """Find and check the data part, link its folders into the code copy; its folder."""
+    found = find_manifests(os.path.join(root, "input"), data["manifest_name"])
+    try:
+        base = choose_data(run, data, found, root)
+        with open(os.path.join(base, data["manifest_name"]), encoding="utf-8") as f:
+            files = json.load(f)["files"]
+    except (OSError, ValueError) as exc:
+        raise Refused(EXIT_NO_SNAPSHOT, str(exc)) from None
+    say(f"found the data in {os.path.relpath(base, root)}; checking its {len(files)} files")
+    problems = check_in_place(base, files)
+    if problems:
+        more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise Refused(
+            EXIT_SNAPSHOT_DIFFERS,
+            f"the mounted data differs from its manifest in {len(problems)} file(s): "
+            f"{'; '.join(problems[:10])}{more}",
+        )
+    for rel in data["paths"]:
+        try:
+            source, target = inside(base, rel), inside(code, rel)
+        except ValueError as exc:
+            raise Refused(EXIT_SNAPSHOT_DIFFERS, str(exc)) from None
+        if not os.path.lexists(source):
+            continue  # nothing under it was snapshotted
+        if os.path.lexists(target):
+            raise Refused(EXIT_SNAPSHOT_DIFFERS, f"{rel} is in both the code and the data")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.symlink(source, target)
+        say(f"linked {rel} → {source}")
+    return base
+
+
 def inside(base: str, rel: str) -> str:
     parts = rel.split("/")
     if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -175,7 +261,9 @@ def write_record(working: str, record: dict[str, Any]) -> None:
     os.replace(partial, os.path.join(working, RUN_FILE))
 
 
-def run_command(run: dict[str, Any], code: str, working: str, snapshot: str) -> int:
+def run_command(
+    run: dict[str, Any], code: str, working: str, snapshot: str, data: str | None = None
+) -> int:
     link = os.path.join(code, run["outputs"])
     if run["outputs"] and not os.path.lexists(link):
         os.makedirs(os.path.dirname(link), exist_ok=True)
@@ -186,6 +274,7 @@ def run_command(run: dict[str, Any], code: str, working: str, snapshot: str) -> 
         SYNCD_OUTPUT_DIR=working,
         SYNCD_SNAPSHOT_DIR=snapshot,
         SYNCD_SNAPSHOT_VERSION=str(run["snapshot_version"]),
+        SYNCD_DATA_DIR=data or "",
         PYTHONUNBUFFERED="1",  # lines reach the log as they are printed
     )
     say(f"running `{run['command']}` in {code}")
@@ -204,8 +293,9 @@ class Refused(Exception):
 
 def prepare(
     run: dict[str, Any], root: str, working: str, record: dict[str, Any]
-) -> tuple[str, str]:
-    """Find and verify the snapshot, copy it to a scratch folder: (snapshot, code copy)."""
+) -> tuple[str, str, str | None]:
+    """Find and verify the snapshot, copy it to a scratch folder, link the data part in:
+    (snapshot, code copy, data folder or None)."""
     found = find_manifests(os.path.join(root, "input"), run["manifest_name"])
     try:
         base, manifest = choose(run, found, root)
@@ -230,7 +320,15 @@ def prepare(
     for rel in unlisted(base, manifest["files"], run["manifest_name"])[:20]:
         say(f"left out {rel}: it is not part of the snapshot")
     say(f"all {len(manifest['files'])} files match the manifest (md5)")
-    return base, code
+    data = manifest.get("data")
+    if not data:
+        return base, code, None
+    if run.get("data") and run["data"].get("manifest_hash") != data.get("manifest_hash"):
+        raise Refused(EXIT_SNAPSHOT_DIFFERS, "the snapshot names other data than this run's")
+    folder = link_data(run, data, root, code)
+    record.update(data={"dataset": data["dataset"], "version": data["version"]})
+    record.update(data_snapshot=os.path.relpath(folder, root))
+    return base, code, folder
 
 
 def main(run: dict[str, Any]) -> int:
@@ -248,6 +346,7 @@ def main(run: dict[str, Any]) -> int:
         "git_commit": run["git_commit"],
         "git_describe": None,
         "snapshot": None,
+        "data": None,  # {"dataset", "version"} of the data part, when the project splits one
         "command": run["command"],
         "exit_code": None,
         "error": None,
@@ -258,14 +357,14 @@ def main(run: dict[str, Any]) -> int:
     }
     say(f"run {run['run_id']} of {run['project']}: snapshot v{run['snapshot_version']}")
     try:
-        base, code = prepare(run, root, working, record)
+        base, code, data = prepare(run, root, working, record)
     except Refused as exc:
         complain(str(exc))
         record.update(error=str(exc), exit_code=exc.code)
         record.update(duration_s=round(time.time() - started, 3))
         write_record(working, record)
         return exc.code
-    status = run_command(run, code, working, base)
+    status = run_command(run, code, working, base, data)
     record.update(exit_code=status, duration_s=round(time.time() - started, 3))
     if status != 0:
         record["error"] = f"`{run['command']}` exited with code {status}"
