@@ -130,6 +130,9 @@ def test_every_page_of_outputs(kernels: KaggleKernels, kernel_fake: FakeKaggle) 
 def test_refusals_and_dropped_sources_are_push_errors(
     kernels: KaggleKernels, kernel_fake: FakeKaggle
 ) -> None:
+    # Every session stays queued: on a loaded machine the first run could otherwise end
+    # before the third push and leave the cap unreached.
+    kernel_fake.hold_queue = True
     with pytest.raises(KernelPushError) as dropped:
         kernels.push(spec(dataset_sources=(DATASET, "alice/not-there")))
     assert str(dropped.value) == (
@@ -140,7 +143,6 @@ def test_refusals_and_dropped_sources_are_push_errors(
     assert dropped.value.pushed is not None and dropped.value.pushed.version == 1
     assert dropped.value.invalid == {"invalid_dataset_sources": ["alice/not-there"]}
 
-    kernel_fake.hold_queue = True
     kernels.push(spec(ref="alice/second-gpu-run", title="second gpu run"))
     with pytest.raises(KernelPushError) as capped:
         kernels.push(spec(ref="alice/third-gpu-run", title="third gpu run"))
