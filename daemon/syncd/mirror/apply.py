@@ -16,7 +16,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..db.statedb import FileRecord, StateDB
@@ -43,6 +43,9 @@ log = logging.getLogger("syncd.mirror")
 
 _GONE = (FileNotFoundError, NotADirectoryError)
 CONFLICT_TRIES = 50  # names tried for one conflict copy before giving up on the file
+LOOKUP_ROWS = 512  # index rows read in one query while feeding a batch to the workers
+FLUSH_ROWS = 1024  # confirmed uploads written to the index in one transaction (at most)
+_UNREAD = object()  # "the index row was not looked up yet"
 
 
 class Applier:
@@ -64,6 +67,7 @@ class Applier:
     ) -> None:
         self.name = name
         self.root = root
+        self._root = str(root)
         self.remote = remote
         self.db = db
         self.tracker = tracker
@@ -270,42 +274,38 @@ class Applier:
         self.db.forget_files(self.name, [rec.path])
 
     def uploads(self, paths: list[str]) -> None:
-        """Upload on the worker pool; a remote failure stops the rest and is raised."""
+        """Upload on the worker pool; a remote failure stops the rest and is raised.
+
+        The workers get small runs of paths with their index rows (``_runs``); the rows
+        the uploads leave go to the index in transactions of up to ``FLUSH_ROWS``
+        (``_record``), every 0.2 s, and the last ones before this returns.
+        """
         if not paths:
             return
         failure: list[BaseException] = []
         abort = threading.Event()
 
-        def task(p: str) -> None:
-            with self._lock:
-                self.in_flight += 1
-            try:
-                self._retry(lambda: self.upload(p))
-                self.tracker.file_ok(p)
-            except FileChanged as exc:
-                log.info("%s: %s: %s; retrying once it settles", self.name, p, exc.message)
-                self.requeue([p])
-            except FileError as exc:
-                self.tracker.file_error(p, exc.message)
-                self.summary.add("skipped")
-            except Exception as exc:  # noqa: BLE001 - handed to the runner's thread below
-                failure.append(exc)
-                abort.set()
-            finally:
-                with self._lock:
-                    self.in_flight -= 1
-                self._done_one()
-
         def cancelled() -> bool:
             return abort.is_set() or self.cancelled()
+
+        def task(items: list[tuple[str, FileRecord | None]]) -> None:
+            for p, rec in items:
+                if cancelled():
+                    return
+                if not self._upload_one(p, rec, failure):
+                    abort.set()
 
         def wait(done: threading.Event) -> None:
             while not done.wait(0.2):
                 self.beat()
+                self.db.flush_files()  # status counts them
                 if self.cancelled():
                     return  # stopping: in-flight copies finish (or die with the process)
 
-        done = self.pool.run(task, paths, cancelled=cancelled, wait=wait)
+        try:
+            done = self.pool.run(task, self._runs(paths), cancelled=cancelled, wait=wait)
+        finally:
+            self.db.flush_files()
         if not done.is_set():
             self._workers.append(done)
         if failure:
@@ -313,18 +313,63 @@ class Applier:
         if self.cancelled():
             self.requeue(paths)  # unfinished work: after resume or at the next start
 
+    def _runs(self, paths: list[str]) -> Iterator[list[tuple[str, FileRecord | None]]]:
+        """The batch as the workers take it: the index rows of ``LOOKUP_ROWS`` paths read in
+        one query, handed over in runs of a few paths (one queue hand-over per run, not per
+        file; short runs for a short batch, so every worker gets some)."""
+        run = max(1, min(32, len(paths) // (self.pool.workers * 8)))
+        for i in range(0, len(paths), LOOKUP_ROWS):
+            part = paths[i : i + LOOKUP_ROWS]
+            known = self.db.files_in(self.name, part)
+            for j in range(0, len(part), run):
+                yield [(p, known.get(p)) for p in part[j : j + run]]
+
+    def _upload_one(self, p: str, rec: FileRecord | None, failure: list[BaseException]) -> bool:
+        """One file on a worker thread; False when the remote as a whole failed (in
+        ``failure``, for the runner's thread)."""
+        with self._lock:
+            self.in_flight += 1
+        try:
+            self._retry(lambda: self.upload(p, rec))
+            self.tracker.file_ok(p)
+        except FileChanged as exc:
+            log.info("%s: %s: %s; retrying once it settles", self.name, p, exc.message)
+            self.requeue([p])
+        except FileError as exc:
+            self.tracker.file_error(p, exc.message)
+            self.summary.add("skipped")
+        except Exception as exc:  # noqa: BLE001 - handed to the runner's thread
+            failure.append(exc)
+            return False
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+            self._done_one()
+        return True
+
+    def _record(self, rec: FileRecord) -> None:
+        """A confirmed upload's row: journaled now, in the index with the next transaction
+        (``StateDB.record_file``), at the latest when the batch's uploads end."""
+        if self.db.record_file(self.name, rec) >= FLUSH_ROWS:
+            self.db.flush_files()
+
     # --- one file ------------------------------------------------------------
 
-    def upload(self, path: str) -> None:
-        """Bring one local file to the remote, as ``decide_upload`` says."""
-        src = self.root / path
+    def upload(self, path: str, rec: FileRecord | None | object = _UNREAD) -> None:
+        """Bring one local file to the remote, as ``decide_upload`` says.
+
+        ``rec``: the path's index row when the caller has read it already.
+        """
+        src = os.path.join(self._root, path)
         try:
             st = os.lstat(src)
         except _GONE:
             return  # deleted since it was planned: the next batch trashes it
         except OSError as exc:
             raise FileError(path, f"cannot read it: {exc.strerror}") from exc
-        rec = self.db.file(self.name, path)
+        if rec is _UNREAD:
+            rec = self.db.file(self.name, path)
+        assert rec is None or isinstance(rec, FileRecord)
         if not stat.S_ISREG(st.st_mode) or (rec is not None and rec.key == stat_key(st)):
             return
         local_md5: str | None = None
@@ -362,9 +407,7 @@ class Applier:
             self.db.touch_file(self.name, path, stat_key(st))
             return
         if action is Upload.ADOPT and cur is not None and local_md5 is not None:
-            self.db.put_file(
-                self.name, record(path, st, st.st_size, st.st_mtime_ns, local_md5, cur)
-            )
+            self._record(record(path, st, st.st_size, st.st_mtime_ns, local_md5, cur))
             self.summary.add("adopted")
             return
         if action is Upload.CONFLICT and cur is not None:
@@ -374,7 +417,6 @@ class Applier:
             log.debug("%s: trashed the empty folder %s to make room for the file", self.name, path)
         replace = cur if action is Upload.UPDATE else None
         result = self.remote.upload(path, self.root / path, replace)
-        rec = record(path, st, result.size, result.mtime_ns, result.md5, result.entry)
-        self.db.put_file(self.name, rec)
+        self._record(record(path, st, result.size, result.mtime_ns, result.md5, result.entry))
         self.summary.add("up")
         log.debug("%s: uploaded %s", self.name, path)

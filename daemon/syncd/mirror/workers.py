@@ -13,8 +13,10 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 _DONE = object()
+T = TypeVar("T")
 
 
 class WorkerPool:
@@ -26,8 +28,8 @@ class WorkerPool:
 
     def run(
         self,
-        task: Callable[[str], None],
-        items: Iterable[str],
+        task: Callable[[T], None],
+        items: Iterable[T],
         *,
         cancelled: Callable[[], bool],
         wait: Callable[[threading.Event], None] | None = None,
@@ -38,6 +40,8 @@ class WorkerPool:
         heartbeat going meanwhile, or stop waiting when it is told to stop; the returned
         event is set once the last worker has finished.
         """
+        # Bounded: the feeder stays a few items ahead, so a batch of 200,000 files is never
+        # queued (or turned into objects) all at once.
         jobs: queue.Queue[object] = queue.Queue(maxsize=self.workers * 4)
         left = [self.workers]
         lock = threading.Lock()
