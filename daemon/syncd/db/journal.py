@@ -21,10 +21,11 @@ import fcntl
 import json
 import logging
 import os
+import sqlite3
 import threading
 from pathlib import Path
 
-from .schema import FileRecord
+from .schema import FILE_COLUMNS, FileRecord
 
 log = logging.getLogger("syncd.state")
 
@@ -110,3 +111,25 @@ class RowJournal:
                 raise
             self._fd = fd
         return self._fd
+
+
+def write_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    """Insert or replace ``rows`` (inside the caller's transaction); each project's
+    ``last_sync`` becomes its newest row's time."""
+    conn.executemany(
+        f"INSERT OR REPLACE INTO files(project, {FILE_COLUMNS}) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (project, r.path, r.size, r.mtime_ns, r.md5, r.remote_id, r.remote_rev)
+            + (r.synced_at, r.ino, r.ctime_ns)
+            for project, r in rows
+        ),
+    )
+    last: dict[str, float] = {}
+    for project, r in rows:
+        last[project] = max(last.get(project, 0.0), r.synced_at)
+    conn.executemany(
+        "INSERT INTO projects(project, last_sync) VALUES(?, ?) "
+        "ON CONFLICT(project) DO UPDATE SET last_sync = excluded.last_sync",
+        last.items(),
+    )

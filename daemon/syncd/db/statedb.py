@@ -24,7 +24,7 @@ from pathlib import Path
 import platformdirs
 
 from ..errors import SyncdError
-from .journal import Row, RowJournal
+from .journal import RowJournal, write_rows
 from .schema import (
     FILE_COLUMNS,
     SCHEMA,
@@ -140,7 +140,7 @@ class StateDB:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 if kept:
-                    self._put_rows(kept)
+                    write_rows(self._conn, kept)
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -227,37 +227,7 @@ class StateDB:
         """Record files the remote confirmed, all in one transaction."""
         if recs:
             with self._tx():
-                self._put_rows([(project, rec) for rec in recs])
-
-    def _put_rows(self, rows: list[Row]) -> None:
-        c = self._conn
-        c.executemany(
-            f"INSERT OR REPLACE INTO files(project, {FILE_COLUMNS}) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    project,
-                    rec.path,
-                    rec.size,
-                    rec.mtime_ns,
-                    rec.md5,
-                    rec.remote_id,
-                    rec.remote_rev,
-                    rec.synced_at,
-                    rec.ino,
-                    rec.ctime_ns,
-                )
-                for project, rec in rows
-            ),
-        )
-        last: dict[str, float] = {}
-        for project, rec in rows:
-            last[project] = max(last.get(project, 0.0), rec.synced_at)
-        c.executemany(
-            "INSERT INTO projects(project, last_sync) VALUES(?, ?) "
-            "ON CONFLICT(project) DO UPDATE SET last_sync = excluded.last_sync",
-            last.items(),
-        )
+                write_rows(self._conn, [(project, rec) for rec in recs])
 
     def touch_file(self, project: str, path: str, key: tuple[int, int, int, int]) -> None:
         """The content is unchanged (same md5) but the stat moved: remember the new stat.

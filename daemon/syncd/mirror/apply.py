@@ -16,7 +16,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..db.statedb import FileRecord, StateDB
@@ -37,15 +37,13 @@ from .decide import (
 from .facts import entry_of, hash_local, known_of, record, there_of
 from .summary import BatchSummary
 from .tracker import StateTracker
-from .workers import WorkerPool
+from .workers import WorkerPool, runs_with_rows
 
 log = logging.getLogger("syncd.mirror")
 
 _GONE = (FileNotFoundError, NotADirectoryError)
 CONFLICT_TRIES = 50  # names tried for one conflict copy before giving up on the file
-LOOKUP_ROWS = 512  # index rows read in one query while feeding a batch to the workers
 FLUSH_ROWS = 1024  # confirmed uploads written to the index in one transaction (at most)
-_UNREAD = object()  # "the index row was not looked up yet"
 
 
 class Applier:
@@ -92,9 +90,10 @@ class Applier:
             op, retry_if=lambda exc: isinstance(exc, TransientError), give_up=self.cancelled
         )
 
-    def _done_one(self) -> None:
+    def _done_one(self, in_flight: int = 0) -> None:
         with self._lock:
             self.left = max(0, self.left - 1)
+            self.in_flight += in_flight
         self.beat()
 
     def idle(self, timeout: float | None = None) -> bool:
@@ -212,9 +211,7 @@ class Applier:
         a create not made (yet — a request may still be in flight) keeps its record, so the
         reserved id is used again and a late create is found next time."""
         for path, entry in list(self.remote.leftovers()):
-            if entry is None or self.db.file(self.name, path) is not None:
-                continue
-            if os.path.lexists(self.root / path):
+            if entry is None or self.db.file(self.name, path) or os.path.lexists(self.root / path):
                 continue
             self.remote.trash(entry)
             self.remote.forget_leftover(path)
@@ -274,12 +271,8 @@ class Applier:
         self.db.forget_files(self.name, [rec.path])
 
     def uploads(self, paths: list[str]) -> None:
-        """Upload on the worker pool; a remote failure stops the rest and is raised.
-
-        The workers get small runs of paths with their index rows (``_runs``); the rows
-        the uploads leave go to the index in transactions of up to ``FLUSH_ROWS``
-        (``_record``), every 0.2 s, and the last ones before this returns.
-        """
+        """Upload on the worker pool; a remote failure stops the rest and is raised.  Rows
+        go to the index (``_record``) by ``FLUSH_ROWS``, every 0.2 s and before returning."""
         if not paths:
             return
         failure: list[BaseException] = []
@@ -303,7 +296,10 @@ class Applier:
                     return  # stopping: in-flight copies finish (or die with the process)
 
         try:
-            done = self.pool.run(task, self._runs(paths), cancelled=cancelled, wait=wait)
+            runs = runs_with_rows(
+                paths, self.pool.workers, lambda p: self.db.files_in(self.name, p)
+            )
+            done = self.pool.run(task, runs, cancelled=cancelled, wait=wait)
         finally:
             self.db.flush_files()
         if not done.is_set():
@@ -313,24 +309,12 @@ class Applier:
         if self.cancelled():
             self.requeue(paths)  # unfinished work: after resume or at the next start
 
-    def _runs(self, paths: list[str]) -> Iterator[list[tuple[str, FileRecord | None]]]:
-        """The batch as the workers take it: the index rows of ``LOOKUP_ROWS`` paths read in
-        one query, handed over in runs of a few paths (one queue hand-over per run, not per
-        file; short runs for a short batch, so every worker gets some)."""
-        run = max(1, min(32, len(paths) // (self.pool.workers * 8)))
-        for i in range(0, len(paths), LOOKUP_ROWS):
-            part = paths[i : i + LOOKUP_ROWS]
-            known = self.db.files_in(self.name, part)
-            for j in range(0, len(part), run):
-                yield [(p, known.get(p)) for p in part[j : j + run]]
-
     def _upload_one(self, p: str, rec: FileRecord | None, failure: list[BaseException]) -> bool:
-        """One file on a worker thread; False when the remote as a whole failed (in
-        ``failure``, for the runner's thread)."""
+        """One file on a worker; False when the remote as a whole failed (see ``failure``)."""
         with self._lock:
             self.in_flight += 1
         try:
-            self._retry(lambda: self.upload(p, rec))
+            self._retry(lambda: self.upload(p, rec, known=True))
             self.tracker.file_ok(p)
         except FileChanged as exc:
             log.info("%s: %s: %s; retrying once it settles", self.name, p, exc.message)
@@ -342,24 +326,19 @@ class Applier:
             failure.append(exc)
             return False
         finally:
-            with self._lock:
-                self.in_flight -= 1
-            self._done_one()
+            self._done_one(in_flight=-1)
         return True
 
     def _record(self, rec: FileRecord) -> None:
-        """A confirmed upload's row: journaled now, in the index with the next transaction
-        (``StateDB.record_file``), at the latest when the batch's uploads end."""
+        """A confirmed upload's row: journaled now, in SQLite by the next transaction."""
         if self.db.record_file(self.name, rec) >= FLUSH_ROWS:
             self.db.flush_files()
 
     # --- one file ------------------------------------------------------------
 
-    def upload(self, path: str, rec: FileRecord | None | object = _UNREAD) -> None:
-        """Bring one local file to the remote, as ``decide_upload`` says.
-
-        ``rec``: the path's index row when the caller has read it already.
-        """
+    def upload(self, path: str, rec: FileRecord | None = None, *, known: bool = False) -> None:
+        """Bring one local file to the remote, as ``decide_upload`` says (``rec``: its index
+        row, when ``known`` already)."""
         src = os.path.join(self._root, path)
         try:
             st = os.lstat(src)
@@ -367,9 +346,8 @@ class Applier:
             return  # deleted since it was planned: the next batch trashes it
         except OSError as exc:
             raise FileError(path, f"cannot read it: {exc.strerror}") from exc
-        if rec is _UNREAD:
+        if not known:
             rec = self.db.file(self.name, path)
-        assert rec is None or isinstance(rec, FileRecord)
         if not stat.S_ISREG(st.st_mode) or (rec is not None and rec.key == stat_key(st)):
             return
         local_md5: str | None = None
