@@ -91,10 +91,14 @@ def test_kept_rows_land_before_any_later_write(tmp_path: Path) -> None:
     assert sorted(StateDB(tmp_path / "state.db").files("p")) == ["b.txt", "c.txt"]
 
 
-def test_a_damaged_journal_line_is_skipped_not_fatal(tmp_path: Path) -> None:
+def test_a_damaged_or_cut_journal_entry_is_skipped_not_fatal(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    StateDB(path).close()
-    good = '["p", ["a.txt", 3, 1, "%s", "a.txt", "3:1", 1.0, 7, 9]]\n' % ("0" * 32)
-    Path(f"{path}-rows").write_text(good + '["p", ["b.txt", 3, 1, "00\n{not json\n')
-    db = StateDB(path)
-    assert sorted(db.files("p")) == ["a.txt"]
+    proc = recorder(path, ["a.txt", "b.txt", "c.txt"], "crash")
+    assert proc.stdout is not None and proc.stdout.readline() == "recorded\n"
+    assert proc.wait(30) == 9
+    journal = Path(f"{path}-rows").read_bytes()
+    entry = len(journal) // 3  # three entries of one size
+    damaged = journal[entry : entry + 4] + b"\xff" * (entry - 4)  # b: right length, bad bytes
+    cut = journal[2 * entry : -3]  # c: cut short, as by a power loss
+    Path(f"{path}-rows").write_bytes(journal[:entry] + damaged + cut)
+    assert sorted(StateDB(path).files("p")) == ["a.txt"]

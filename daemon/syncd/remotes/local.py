@@ -99,7 +99,7 @@ class LocalRemote:
 
     def _require_root(self) -> None:
         """Never recreate a vanished root as a side effect of writing into it."""
-        if not self.root.is_dir():
+        if not os.path.isdir(self._root):
             raise TargetUnavailable(
                 f"target folder {self.root} is not there (unmounted disk?)", "syncd retries"
             )
@@ -208,6 +208,7 @@ class LocalRemote:
         and after (``FileChanged`` when it moved meanwhile: the copy is dropped).
         """
         target = os.path.join(self._root, path)
+        source = os.fspath(source)
         fd, before = open_source_stat(source, path)
         tmp: str | None = None
         try:
