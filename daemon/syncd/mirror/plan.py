@@ -123,7 +123,7 @@ class Planner:
         """Index rows whose file the remote no longer has (deleted there by hand): forgotten,
         so the next plan uploads them again."""
         seen = set(present)
-        lost = [p for p in self.db.files(self.name) if p not in seen]
+        lost = [p for p in self.db.paths(self.name) if p not in seen]  # paths, not rows
         if lost:
             self.db.forget_files(self.name, lost)
         return lost
