@@ -102,3 +102,12 @@ def test_a_damaged_or_cut_journal_entry_is_skipped_not_fatal(tmp_path: Path) -> 
     cut = journal[2 * entry : -3]  # c: cut short, as by a power loss
     Path(f"{path}-rows").write_bytes(journal[:entry] + damaged + cut)
     assert sorted(StateDB(path).files("p")) == ["a.txt"]
+
+
+def test_two_indexes_on_one_file_in_one_process_never_hang(tmp_path: Path) -> None:
+    first, second = StateDB(tmp_path / "state.db"), StateDB(tmp_path / "state.db")
+    first.record_file("p", row("a.txt"))
+    second.record_file("p", row("b.txt"))  # the journal's lock is the first one's
+    second.flush_files()
+    first.flush_files()
+    assert sorted(first.files("p")) == ["a.txt", "b.txt"]

@@ -24,6 +24,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from pathlib import Path
 
 from .schema import FILE_COLUMNS, FileRecord
@@ -35,6 +36,7 @@ Row = tuple[str, FileRecord]  # (project, row)
 # (version 4, stable since Python 3.4) is ~10× cheaper than json here, and a length
 # prefix makes an entry cut short by a power loss visible as such.
 _LEN = struct.Struct("<I")
+_LOCK_TRIES = 40  # × 50 ms
 
 
 class RowJournal:
@@ -102,11 +104,17 @@ class RowJournal:
     def _open(self) -> int:
         if self._fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError:
-                os.close(fd)
-                raise
+            for _ in range(_LOCK_TRIES):  # a CLI replaying the journal holds it briefly
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(0.05)
+            else:
+                # Another StateDB on this file records too (two in one process): never hang
+                # a worker for it.  Entries stay whole (one O_APPEND write each); only the
+                # other's emptying may drop some of ours, which costs a re-read, not a file.
+                log.debug("state journal %s: shared with another writer", self.path)
             self._fd = fd
         return self._fd
 
