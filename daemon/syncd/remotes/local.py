@@ -345,12 +345,11 @@ class LocalRemote:
         pass
 
 
-_UTIME_FD = os.utime in os.supports_fd
+_UTIME_FD = os.utime in os.supports_fd  # futimens: the mtime set on the open file
 
 
 def _link_noreplace(src: str, dst: str) -> None:
-    """A regular file ``src`` (syncd's own temporary file) renamed to ``dst`` unless ``dst``
-    exists (FileExistsError then): ``_rename_noreplace`` without its checks on ``src``."""
+    """``_rename_noreplace`` for syncd's own temporary file (no checks on what ``src`` is)."""
     try:
         os.link(src, dst, follow_symlinks=False)
     except OSError as exc:
