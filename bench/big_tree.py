@@ -67,9 +67,12 @@ def main() -> None:
         sampler = PeakRss(daemon.ps())
         fig["mirror_s"] = daemon.wait_idle(args.timeout)
         fig["peak_rss"] = sampler.stop()
+        times = daemon.ps().cpu_times()
+        fig["mirror_cpu"] = times.user + times.system  # less disturbed by load than wall time
         fig["wrong"] = mirror_diff(src, dst)
         say(
             f"initial mirror: {fig['mirror_s']:.1f} s, {args.files / fig['mirror_s']:,.0f} files/s,"
+            f" CPU {fig['mirror_cpu']:.1f} s,"
             f" {fig['wrong']:.0f} files missing or wrong on the target"
         )
         usage = daemon.ps()
@@ -117,6 +120,8 @@ def main() -> None:
     rows = [
         ("initial mirror: start → idle", f"{fig['mirror_s']:.1f} s"),
         ("initial mirror: files/s", f"{args.files / fig['mirror_s']:,.0f}"),
+        ("initial mirror: CPU s / files per CPU s",
+         f"{fig['mirror_cpu']:.1f} s / {args.files / fig['mirror_cpu']:,.0f}"),
         ("files missing or wrong after it", f"{fig['wrong']:.0f}"),
         (f"edits arrived (≤ {args.edit_timeout:g} s)", f"{fig['arrived']:.0f}/{args.edits}"),
         (f"edit→target p50 / p95 / max, delay {args.delay:g} s",

@@ -45,6 +45,11 @@ def open_source(path: Path | str, rel: str) -> int:
     is refused, not read from wherever the link points.  Parent folders are the
     engine's check (it knows the project root).
     """
+    return open_source_stat(path, rel)[0]
+
+
+def open_source_stat(path: Path | str, rel: str) -> tuple[int, os.stat_result]:
+    """``open_source``, and the open file's stat (the one taken to check it is a file)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError as exc:
@@ -53,10 +58,11 @@ def open_source(path: Path | str, rel: str) -> int:
         if exc.errno == errno.ELOOP:
             raise FileError(rel, "symlink (symlinks are not followed)") from exc
         raise FileError(rel, f"cannot read it: {exc.strerror}", "check its permissions") from exc
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise FileError(rel, "not a regular file any more")
-    return fd
+    return fd, st
 
 
 def same_version(a: os.stat_result, b: os.stat_result) -> bool:
@@ -109,3 +115,51 @@ def conflict_name(path: str, when: float | None = None, n: int = 1) -> str:
         stem, tail = name, f" (conflict {stamp})"
     new = fit_name(stem, tail)
     return f"{head}/{new}" if head else new
+
+
+def copy_with_md5(src: int, dst: int, size: int) -> tuple[str, int]:
+    """Copy the first ``size`` bytes of open file ``src`` into ``dst``, hashing them on the way.
+
+    Each byte is read once: small files with one ``read`` (md5 of that buffer, then one
+    ``write``), large ones in ``CHUNK``s through ``copy_file_range`` (done in the kernel:
+    a reflink where the filesystem can) and a ``pread`` of the same range for the md5.
+    It stops at ``size`` (or at an earlier end of file) without the extra read that
+    would confirm the end: the caller's ``same_version`` check afterwards is what says
+    the file still has exactly ``size`` bytes.  Returns (md5, bytes copied).
+    """
+    h = hashlib.md5()
+    done = 0
+    kernel_copy = size > CHUNK and hasattr(os, "copy_file_range")
+    while done < size:
+        want = min(CHUNK, size - done)
+        if kernel_copy:
+            try:
+                n = os.copy_file_range(src, dst, want, done, done)
+            except OSError as exc:
+                if exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                kernel_copy = False  # across filesystems on old kernels, some FUSE: plain copy
+                os.lseek(src, done, os.SEEK_SET)
+                os.lseek(dst, done, os.SEEK_SET)
+                continue
+            if n == 0:
+                break
+            h.update(os.pread(src, n, done))
+            done += n
+            continue
+        chunk = os.read(src, want)
+        if not chunk:
+            break
+        h.update(chunk)
+        _write_all(dst, chunk)
+        done += len(chunk)
+    return h.hexdigest(), done
+
+
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS remote_kv(
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a full walk compares with 200,000 of these
 class FileRecord:
     """A file the remote confirmed: the local stat and md5 it had, and the remote's id/rev.
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import platformdirs
 
 from ..errors import SyncdError
+from .journal import RowJournal, write_rows
 from .schema import (
     FILE_COLUMNS,
     SCHEMA,
@@ -37,6 +38,7 @@ from .schema import (
 __all__ = ["FileRecord", "ProjectRecord", "StateDB", "state_db_path"]
 
 log = logging.getLogger("syncd.state")
+_IN_CHUNK = 500  # paths per ``IN (…)`` query, well under SQLite's limit on parameters
 
 
 def state_db_path(config_path: Path) -> Path:
@@ -75,6 +77,17 @@ class StateDB:
                 if src.exists():
                     src.rename(Path(f"{aside}{suffix}"))
             self._conn = self._open()
+        self._journal = RowJournal(Path(f"{path}-rows"))
+        self._journal.rows = self._journal.leftovers()
+        if self._journal.rows:
+            log.info(
+                "state db: wrote %d rows an interrupted run left in its journal",
+                len(self._journal.rows),
+            )
+        self._write_kept()
+        with self._journal.lock:
+            self._journal.clear()  # also a journal whose lines were all damaged
+        self._journal.close()
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -98,7 +111,9 @@ class StateDB:
 
     def close(self) -> None:
         with self._lock:
+            self._write_kept()
             self._conn.close()
+            self._journal.close()
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -118,14 +133,26 @@ class StateDB:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        """A write transaction; the rows ``record_file`` kept go first, in it (so every
+        write lands after them, as it happened after them)."""
+        with self._lock, self._journal.lock:
+            kept = self._journal.rows
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                if kept:
+                    write_rows(self._conn, kept)
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            if kept:
+                self._journal.clear()
+
+    def _write_kept(self) -> None:
+        if self._journal.rows:
+            with self._tx():
+                pass
 
     # --- files ---------------------------------------------------------------
 
@@ -154,6 +181,28 @@ class StateDB:
             ).fetchall()
         return [FileRecord(*r) for r in rows]
 
+    def files_in(self, project: str, paths: list[str]) -> dict[str, FileRecord]:
+        """The rows of ``paths`` that exist, in a few queries (a batch's lookups at once)."""
+        out: dict[str, FileRecord] = {}
+        with self._lock:
+            for i in range(0, len(paths), _IN_CHUNK):
+                part = paths[i : i + _IN_CHUNK]
+                rows = self._conn.execute(
+                    f"SELECT {FILE_COLUMNS} FROM files WHERE project = ? "
+                    f"AND path IN ({','.join('?' * len(part))})",
+                    (project, *part),
+                ).fetchall()
+                out.update((r[0], FileRecord(*r)) for r in rows)
+        return out
+
+    def paths(self, project: str) -> list[str]:
+        """Every indexed path of a project, sorted (the planner's view of a big batch)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT path FROM files WHERE project = ? ORDER BY path", (project,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def count(self, project: str) -> tuple[int, int]:
         """(files, bytes) tracked for a project."""
         with self._lock:
@@ -163,28 +212,22 @@ class StateDB:
         return int(row[0]), int(row[1])
 
     def put_file(self, project: str, rec: FileRecord) -> None:
-        with self._tx() as c:
-            c.execute(
-                f"INSERT OR REPLACE INTO files(project, {FILE_COLUMNS}) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    project,
-                    rec.path,
-                    rec.size,
-                    rec.mtime_ns,
-                    rec.md5,
-                    rec.remote_id,
-                    rec.remote_rev,
-                    rec.synced_at,
-                    rec.ino,
-                    rec.ctime_ns,
-                ),
-            )
-            c.execute(
-                "INSERT INTO projects(project, last_sync) VALUES(?, ?) "
-                "ON CONFLICT(project) DO UPDATE SET last_sync = excluded.last_sync",
-                (project, rec.synced_at),
-            )
+        self.put_files(project, [rec])
+
+    def record_file(self, project: str, rec: FileRecord) -> int:
+        """``put_file`` for a stream of uploads: the row is kept (and journaled) until the
+        next write transaction, or ``flush_files``.  Returns how many rows are kept."""
+        return self._journal.append(project, rec)
+
+    def flush_files(self) -> None:
+        """Write the rows ``record_file`` kept, in one transaction."""
+        self._write_kept()
+
+    def put_files(self, project: str, recs: list[FileRecord]) -> None:
+        """Record files the remote confirmed, all in one transaction."""
+        if recs:
+            with self._tx():
+                write_rows(self._conn, [(project, rec) for rec in recs])
 
     def touch_file(self, project: str, path: str, key: tuple[int, int, int, int]) -> None:
         """The content is unchanged (same md5) but the stat moved: remember the new stat.

@@ -37,12 +37,13 @@ from .decide import (
 from .facts import entry_of, hash_local, known_of, record, there_of
 from .summary import BatchSummary
 from .tracker import StateTracker
-from .workers import WorkerPool
+from .workers import WorkerPool, runs_with_rows
 
 log = logging.getLogger("syncd.mirror")
 
 _GONE = (FileNotFoundError, NotADirectoryError)
 CONFLICT_TRIES = 50  # names tried for one conflict copy before giving up on the file
+FLUSH_ROWS = 1024  # confirmed uploads written to the index in one transaction (at most)
 
 
 class Applier:
@@ -64,6 +65,7 @@ class Applier:
     ) -> None:
         self.name = name
         self.root = root
+        self._root = str(root)
         self.remote = remote
         self.db = db
         self.tracker = tracker
@@ -89,9 +91,10 @@ class Applier:
             op, retry_if=lambda exc: isinstance(exc, TransientError), give_up=self.cancelled
         )
 
-    def _done_one(self) -> None:
+    def _done_one(self, in_flight: int = 0) -> None:
         with self._lock:
             self.left = max(0, self.left - 1)
+            self.in_flight += in_flight
         self.beat()
 
     def idle(self, timeout: float | None = None) -> bool:
@@ -209,9 +212,7 @@ class Applier:
         a create not made (yet — a request may still be in flight) keeps its record, so the
         reserved id is used again and a late create is found next time."""
         for path, entry in list(self.remote.leftovers()):
-            if entry is None or self.db.file(self.name, path) is not None:
-                continue
-            if os.path.lexists(self.root / path):
+            if entry is None or self.db.file(self.name, path) or os.path.lexists(self.root / path):
                 continue
             self.remote.trash(entry)
             self.remote.forget_leftover(path)
@@ -271,42 +272,37 @@ class Applier:
         self.db.forget_files(self.name, [rec.path])
 
     def uploads(self, paths: list[str]) -> None:
-        """Upload on the worker pool; a remote failure stops the rest and is raised."""
+        """Upload on the worker pool; a remote failure stops the rest and is raised.  Rows
+        go to the index (``_record``) by ``FLUSH_ROWS``, every 0.2 s and before returning."""
         if not paths:
             return
         failure: list[BaseException] = []
         abort = threading.Event()
 
-        def task(p: str) -> None:
-            with self._lock:
-                self.in_flight += 1
-            try:
-                self._retry(lambda: self.upload(p))
-                self.tracker.file_ok(p)
-            except FileChanged as exc:
-                log.info("%s: %s: %s; retrying once it settles", self.name, p, exc.message)
-                self.requeue([p])
-            except FileError as exc:
-                self.tracker.file_error(p, exc.message)
-                self.summary.add("skipped")
-            except Exception as exc:  # noqa: BLE001 - handed to the runner's thread below
-                failure.append(exc)
-                abort.set()
-            finally:
-                with self._lock:
-                    self.in_flight -= 1
-                self._done_one()
-
         def cancelled() -> bool:
             return abort.is_set() or self.cancelled()
+
+        def task(items: list[tuple[str, FileRecord | None]]) -> None:
+            for p, rec in items:
+                if cancelled():
+                    return
+                if not self._upload_one(p, rec, failure):
+                    abort.set()
 
         def wait(done: threading.Event) -> None:
             while not done.wait(0.2):
                 self.beat()
+                self.db.flush_files()  # status counts them
                 if self.cancelled():
                     return  # stopping: in-flight copies finish (or die with the process)
 
-        done = self.pool.run(task, paths, cancelled=cancelled, wait=wait)
+        try:
+            runs = runs_with_rows(
+                paths, self.pool.workers, lambda p: self.db.files_in(self.name, p)
+            )
+            done = self.pool.run(task, runs, cancelled=cancelled, wait=wait)
+        finally:
+            self.db.flush_files()
         if not done.is_set():
             self._workers.append(done)
         if failure:
@@ -314,18 +310,45 @@ class Applier:
         if self.cancelled():
             self.requeue(paths)  # unfinished work: after resume or at the next start
 
+    def _upload_one(self, p: str, rec: FileRecord | None, failure: list[BaseException]) -> bool:
+        """One file on a worker; False when the remote as a whole failed (see ``failure``)."""
+        with self._lock:
+            self.in_flight += 1
+        try:
+            self._retry(lambda: self.upload(p, rec, known=True))
+            self.tracker.file_ok(p)
+        except FileChanged as exc:
+            log.info("%s: %s: %s; retrying once it settles", self.name, p, exc.message)
+            self.requeue([p])
+        except FileError as exc:
+            self.tracker.file_error(p, exc.message)
+            self.summary.add("skipped")
+        except Exception as exc:  # noqa: BLE001 - handed to the runner's thread
+            failure.append(exc)
+            return False
+        finally:
+            self._done_one(in_flight=-1)
+        return True
+
+    def _record(self, rec: FileRecord) -> None:
+        """A confirmed upload's row: journaled now, in SQLite by the next transaction."""
+        if self.db.record_file(self.name, rec) >= FLUSH_ROWS:
+            self.db.flush_files()
+
     # --- one file ------------------------------------------------------------
 
-    def upload(self, path: str) -> None:
-        """Bring one local file to the remote, as ``decide_upload`` says."""
-        src = self.root / path
+    def upload(self, path: str, rec: FileRecord | None = None, *, known: bool = False) -> None:
+        """Bring one local file to the remote, as ``decide_upload`` says (``rec``: its index
+        row, when ``known`` already)."""
+        src = os.path.join(self._root, path)
         try:
             st = os.lstat(src)
         except _GONE:
             return  # deleted since it was planned: the next batch trashes it
         except OSError as exc:
             raise FileError(path, f"cannot read it: {exc.strerror}") from exc
-        rec = self.db.file(self.name, path)
+        if not known:
+            rec = self.db.file(self.name, path)
         if not stat.S_ISREG(st.st_mode) or (rec is not None and rec.key == stat_key(st)):
             return
         local_md5: str | None = None
@@ -363,9 +386,7 @@ class Applier:
             self.db.touch_file(self.name, path, stat_key(st))
             return
         if action is Upload.ADOPT and cur is not None and local_md5 is not None:
-            self.db.put_file(
-                self.name, record(path, st, st.st_size, st.st_mtime_ns, local_md5, cur)
-            )
+            self._record(record(path, st, st.st_size, st.st_mtime_ns, local_md5, cur))
             self.summary.add("adopted")
             return
         if action is Upload.CONFLICT and cur is not None:
@@ -375,7 +396,6 @@ class Applier:
             log.debug("%s: trashed the empty folder %s to make room for the file", self.name, path)
         replace = cur if action is Upload.UPDATE else None
         result = self.remote.upload(path, self.root / path, replace)
-        rec = record(path, st, result.size, result.mtime_ns, result.md5, result.entry)
-        self.db.put_file(self.name, rec)
+        self._record(record(path, st, result.size, result.mtime_ns, result.md5, result.entry))
         self.summary.add("up")
         log.debug("%s: uploaded %s", self.name, path)

@@ -16,6 +16,7 @@ pauses the project instead of trashing the remote.  The rule is in
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from .compare import ScanChanges, compare
 from .model import PauseKind
 from .tracker import StateTracker
 
+INDEX_AT_ONCE = 256  # paths in a plan from which the index is read at once (``_IndexView``)
 GUARD_MIN_FILES = 5  # mass-deletion guard: at least this many files gone...
 GUARD_SHARE = 0.5  # ...and more than this share of the mirrored ones (or every one of them)
 SYMLINK = "symlink (symlinks are not followed)"
@@ -94,6 +96,7 @@ class Planner:
         self.db = db
         self.tracker = tracker
         self.tick = tick
+        self._root = str(root)
         self._root_id: tuple[int, int] | None = None
 
     # --- the full walk -------------------------------------------------------
@@ -120,7 +123,7 @@ class Planner:
         """Index rows whose file the remote no longer has (deleted there by hand): forgotten,
         so the next plan uploads them again."""
         seen = set(present)
-        lost = [p for p in self.db.files(self.name) if p not in seen]
+        lost = [p for p in self.db.paths(self.name) if p not in seen]  # paths, not rows
         if lost:
             self.db.forget_files(self.name, lost)
         return lost
@@ -128,49 +131,83 @@ class Planner:
     # --- one batch -----------------------------------------------------------
 
     def plan(self, dirty: Iterable[str]) -> Plan:
-        """Expand the changed paths to files and classify each one."""
-        paths = self._expand(dirty)
+        """Expand the changed paths to files and classify each one.
+
+        Each path is ``lstat``-ed once: a file is classified with that stat, a folder is
+        expanded (its files are classified after).  What the index knows comes from one
+        query for a big batch (``_IndexView``), and whether a folder is reached through a
+        symlink is worked out once per folder.
+        """
+        dirty = list(dirty)
+        index = _IndexView(self.db, self.name, len(dirty))
+        links: dict[str, bool] = {}
         plan = Plan()
         deletes: list[FileRecord] = []
-        for n, p in enumerate(sorted(paths)):
+        done: set[str] = set()
+        below: set[str] = set()  # found by expanding folders
+        for n, p in enumerate(dirty):
             if n % 256 == 0:
                 self.tick()
-            self._classify(p, plan, deletes)
+            if p in done:
+                continue
+            done.add(p)
+            below.update(index.under(p))
+            readable, st = self._lstat(p)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                below.update(self._expand(p))
+            if readable:
+                self._classify(p, st, index, links, plan, deletes)
+        for n, p in enumerate(below - done):
+            if n % 256 == 0:
+                self.tick()
+            readable, st = self._lstat(p)
+            if readable:
+                self._classify(p, st, index, links, plan, deletes)
+        plan.uploads.sort()
+        deletes.sort(key=lambda rec: rec.path)
         self._order(plan, deletes)
         return plan
 
-    def _expand(self, dirty: Iterable[str]) -> set[str]:
-        """Folders → the files below them, on disk and in the index (and the path itself,
-        which the index may know as a file that a folder has replaced)."""
-        paths: set[str] = set()
-        for p in dirty:
-            paths.add(p)
-            paths.update(r.path for r in self.db.files_under(self.name, p))
-            try:
-                is_dir = stat.S_ISDIR(os.lstat(self.root / p).st_mode)
-            except OSError:
-                continue  # gone, or unreachable (classify says which)
-            if is_dir and not self.rules.is_ignored(p, True):
-                found = walk(self.root, self.rules, under=p, tick=self.tick)
-                paths.update(found.files)
-                for sp, why in found.skipped.items():
-                    self.tracker.file_error(sp, why)
-                for link in found.links:
-                    self.tracker.notice(link, SYMLINK)
-        return paths
-
-    def _classify(self, p: str, plan: Plan, deletes: list[FileRecord]) -> None:
+    def _lstat(self, p: str) -> tuple[bool, os.stat_result | None]:
+        """(readable, the path's lstat or None when nothing is there); an unreadable path
+        is a per-file error already."""
         try:
-            st: os.stat_result | None = os.lstat(self.root / p)
+            return True, os.lstat(os.path.join(self._root, p))
         except _GONE:
-            st = None
+            return True, None
         except OSError as exc:  # a name too long for the system, a folder we cannot enter
             self.tracker.file_error(p, f"cannot read it: {exc.strerror}")
-            return
-        rec = self.db.file(self.name, p)
-        if st is not None and self.behind_link(p):
-            self.tracker.notice(p.rpartition("/")[0], SYMLINK)
-            return  # neither upload through the link nor trash the remote copy
+            return False, None
+
+    def _expand(self, p: str) -> Iterable[str]:
+        """A folder → the files below it on disk (the index's are the caller's)."""
+        if self.rules.is_ignored(p, True):
+            return ()
+        found = walk(self.root, self.rules, under=p, tick=self.tick)
+        for sp, why in found.skipped.items():
+            self.tracker.file_error(sp, why)
+        for link in found.links:
+            self.tracker.notice(link, SYMLINK)
+        return found.files.keys()
+
+    def _classify(
+        self,
+        p: str,
+        st: os.stat_result | None,
+        index: _IndexView,
+        links: dict[str, bool],
+        plan: Plan,
+        deletes: list[FileRecord],
+    ) -> None:
+        rec = index.record(p)
+        if st is not None:
+            parent = p.rpartition("/")[0]
+            behind = links.get(parent)
+            if behind is None:
+                behind = links[parent] = self.behind_link(p)
+            if behind:
+                self.tracker.notice(parent, SYMLINK)
+                return  # neither upload through the link nor trash the remote copy
         if st is None:
             self.tracker.file_ok(p)
             if rec is not None:
@@ -260,6 +297,35 @@ class Planner:
             "--confirm-deletes)",
             PauseKind.DELETES,
         )
+
+
+class _IndexView:
+    """What the index knows about the paths of one plan.
+
+    A small batch asks per path.  A big one (``INDEX_AT_ONCE`` paths or more: a first
+    mirror, a full walk) reads the sorted list of indexed paths once and looks up
+    records only for the paths in it: on a first mirror, no query per file at all.
+    """
+
+    def __init__(self, db: StateDB, name: str, size: int) -> None:
+        self.db = db
+        self.name = name
+        self.sorted: list[str] | None = db.paths(name) if size >= INDEX_AT_ONCE else None
+        self.known = None if self.sorted is None else set(self.sorted)
+
+    def record(self, path: str) -> FileRecord | None:
+        if self.known is not None and path not in self.known:
+            return None
+        return self.db.file(self.name, path)
+
+    def under(self, folder: str) -> list[str]:
+        """Indexed paths below ``folder`` (the index may know as a folder what is a file now)."""
+        if self.sorted is None:
+            return [r.path for r in self.db.files_under(self.name, folder)]
+        prefix = folder.rstrip("/") + "/"
+        start = bisect.bisect_left(self.sorted, prefix)
+        end = bisect.bisect_left(self.sorted, prefix[:-1] + "0", start)  # "0" sorts after "/"
+        return self.sorted[start:end]
 
 
 def _ancestors(path: str) -> set[str]:

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 _DONE = object()
+T = TypeVar("T")
+R = TypeVar("R")
+LOOKUP_ROWS = 512  # index rows read in one query while feeding a batch to the workers
 
 
 class WorkerPool:
@@ -26,8 +30,8 @@ class WorkerPool:
 
     def run(
         self,
-        task: Callable[[str], None],
-        items: Iterable[str],
+        task: Callable[[T], None],
+        items: Iterable[T],
         *,
         cancelled: Callable[[], bool],
         wait: Callable[[threading.Event], None] | None = None,
@@ -38,6 +42,8 @@ class WorkerPool:
         heartbeat going meanwhile, or stop waiting when it is told to stop; the returned
         event is set once the last worker has finished.
         """
+        # Bounded: the feeder stays a few items ahead, so a batch of 200,000 files is never
+        # queued (or turned into objects) all at once.
         jobs: queue.Queue[object] = queue.Queue(maxsize=self.workers * 4)
         left = [self.workers]
         lock = threading.Lock()
@@ -69,3 +75,18 @@ class WorkerPool:
         else:
             done.wait()
         return done
+
+
+def runs_with_rows(
+    paths: list[str], workers: int, rows_of: Callable[[list[str]], dict[str, R]]
+) -> Iterator[list[tuple[str, R | None]]]:
+    """A batch as the workers take it: each path with its index row, the rows of
+    ``LOOKUP_ROWS`` paths read in one query, handed over in runs of a few paths (one queue
+    hand-over per run, not per file; short runs for a short batch, so every worker gets
+    some)."""
+    run = max(1, min(32, len(paths) // (workers * 8)))
+    for i in range(0, len(paths), LOOKUP_ROWS):
+        part = paths[i : i + LOOKUP_ROWS]
+        known = rows_of(part)
+        for j in range(0, len(part), run):
+            yield [(p, known.get(p)) for p in part[j : j + run]]

@@ -17,19 +17,18 @@ fits NAME_MAX in bytes.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
+import random
 import re
 import secrets
 import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from ..errors import FileChanged, FileError, TargetUnavailable, TransientError
-from ..fileio import CHUNK, NAME_MAX, fit_name, md5_file, open_source, same_version
+from ..fileio import NAME_MAX, copy_with_md5, fit_name, md5_file, open_source_stat, same_version
 from .base import Features, RemoteEntry, UploadResult
 
 log = logging.getLogger("syncd.local")
@@ -52,6 +51,10 @@ _NAME_REJECTED = {errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ}
 # should be, or the reverse): that path's problem, never the whole target's.
 _IN_THE_WAY = {errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY}
 _GONE = (FileNotFoundError, NotADirectoryError)
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+# Temporary names need to be unlikely to meet, not secret (O_EXCL settles a meeting):
+# a seeded generator spares the getrandom() call per file that ``secrets`` makes.
+_TMP_RNG = random.Random(secrets.randbits(64))
 
 
 def _rev(st: os.stat_result) -> str:
@@ -64,6 +67,7 @@ class LocalRemote:
     def __init__(self, address: str, root: Path) -> None:
         self.address = address
         self.root = root
+        self._root = str(root)  # paths joined as strings: pathlib costs ~10 µs a join per file
         self.features = FEATURES
         self._swept = False
 
@@ -95,7 +99,7 @@ class LocalRemote:
 
     def _require_root(self) -> None:
         """Never recreate a vanished root as a side effect of writing into it."""
-        if not self.root.is_dir():
+        if not os.path.isdir(self._root):
             raise TargetUnavailable(
                 f"target folder {self.root} is not there (unmounted disk?)", "syncd retries"
             )
@@ -171,11 +175,11 @@ class LocalRemote:
                     yield RemoteEntry(rel, rel, st.st_size, None, _rev(st))
 
     def stat(self, path: str, known: RemoteEntry | None) -> RemoteEntry | None:
-        self._require_root()  # "not there" must not be read as "this file is gone"
-        target = self._abs(path)
+        target = os.path.join(self._root, path)
         try:
-            st = target.lstat()
+            st = os.lstat(target)
         except _GONE:  # NotADirectory: a parent is a file, so nothing is at this path
+            self._require_root()  # "not there" must not be read as "this file is gone"
             return None
         except OSError as exc:
             raise self._target_error(path, exc) from exc
@@ -196,60 +200,75 @@ class LocalRemote:
             is_dir = False
         return RemoteEntry(path, path, 0, None, None, True) if is_dir else None
 
-    def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
-        self._require_root()
-        target = self._abs(path)
-        src = os.fdopen(open_source(source, path), "rb")
-        tmp: Path | None = None
+    def upload(self, path: str, source: Path | str, replace: RemoteEntry | None) -> UploadResult:
+        """Copy ``source`` to a temporary file beside ``path``, then rename it into place.
+
+        The md5 is taken while copying (each byte read once), the temporary file gets the
+        source's mtime, and the version copied is checked against the source's stat before
+        and after (``FileChanged`` when it moved meanwhile: the copy is dropped).
+        """
+        target = os.path.join(self._root, path)
+        source = os.fspath(source)
+        fd, before = open_source_stat(source, path)
+        tmp: str | None = None
         try:
-            before = os.fstat(src.fileno())
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(
-                    fit_name(f"{TMP_PREFIX}{secrets.token_hex(4)}-{target.name}")
-                )
-                md5 = self._copy(src, tmp)
+                tmp, out = self._open_tmp(target)
+                try:
+                    md5, copied = copy_with_md5(fd, out, before.st_size)
+                    after = _stat_or_none(source)
+                    # ``after`` is the path's stat: same inode, size and mtime as the open
+                    # file's ``before`` means the path still holds the version just copied.
+                    if after is None or not same_version(before, after) or copied != after.st_size:
+                        raise FileChanged(path, "the file changed while it was being copied")
+                    times = (after.st_atime_ns, after.st_mtime_ns)
+                    os.utime(out if _UTIME_FD else tmp, ns=times)
+                    written = os.fstat(out)
+                finally:
+                    os.close(out)
             except OSError as exc:
                 raise self._target_error(path, exc) from exc
-            after = _stat_or_none(source)
-            if (
-                after is None
-                or not same_version(before, after)
-                or not same_version(before, os.fstat(src.fileno()))
-            ):
-                raise FileChanged(path, "the file changed while it was being copied")
             try:
-                os.utime(tmp, ns=(after.st_atime_ns, after.st_mtime_ns))
                 if replace is None:  # a new file: never over one that appeared meanwhile
-                    _rename_noreplace(tmp, target)
+                    _link_noreplace(tmp, target)
                 else:
                     os.replace(tmp, target)
                 tmp = None
-                st = target.stat()
             except FileExistsError as exc:
                 if not os.path.isdir(target):  # someone wrote it since stat: look again
                     raise TransientError(f"{path} appeared on {self.address} meanwhile") from exc
                 raise self._target_error(path, exc) from exc
             except OSError as exc:
                 raise self._target_error(path, exc) from exc
-            entry = RemoteEntry(path, path, st.st_size, md5, _rev(st))
+            entry = RemoteEntry(path, path, written.st_size, md5, _rev(written))
             return UploadResult(entry, md5, before.st_size, before.st_mtime_ns)
         finally:
-            src.close()
+            os.close(fd)
             if tmp is not None:
                 try:
-                    tmp.unlink(missing_ok=True)
+                    os.unlink(tmp)
                 except OSError:
                     pass  # swept by the next start
 
-    @staticmethod
-    def _copy(src: BinaryIO, tmp: Path) -> str:
-        h = hashlib.md5()
-        with open(tmp, "wb") as out:
-            while chunk := src.read(CHUNK):
-                h.update(chunk)
-                out.write(chunk)
-        return h.hexdigest()
+    def _open_tmp(self, target: str) -> tuple[str, int]:
+        """A new temporary file beside ``target`` (its folders made when missing, below a
+        root that must exist: a vanished root is never recreated as a side effect)."""
+        parent, name = os.path.split(target)
+        made = False
+        while True:
+            tmp = os.path.join(
+                parent, fit_name(f"{TMP_PREFIX}{_TMP_RNG.getrandbits(32):08x}-{name}")
+            )
+            try:
+                return tmp, os.open(tmp, _TMP_FLAGS, 0o666)
+            except FileExistsError:
+                continue  # another temporary file has that name: draw again
+            except FileNotFoundError:
+                if made:
+                    raise
+                self._require_root()
+                os.makedirs(parent, exist_ok=True)
+                made = True
 
     def move(self, entry: RemoteEntry, new_path: str) -> RemoteEntry:
         self._require_root()
@@ -329,6 +348,21 @@ class LocalRemote:
         pass
 
 
+_UTIME_FD = os.utime in os.supports_fd  # futimens: the mtime set on the open file
+
+
+def _link_noreplace(src: str, dst: str) -> None:
+    """``_rename_noreplace`` for syncd's own temporary file (no checks on what ``src`` is)."""
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        _rename_noreplace(Path(src), Path(dst))  # no hard links on this filesystem
+    else:
+        os.unlink(src)
+
+
 def _rename_noreplace(src: Path, dst: Path) -> None:
     """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError then).
 
@@ -362,7 +396,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _stat_or_none(path: Path) -> os.stat_result | None:
+def _stat_or_none(path: Path | str) -> os.stat_result | None:
     try:
         return os.stat(path)
     except OSError:
