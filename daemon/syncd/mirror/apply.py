@@ -1,12 +1,11 @@
 """Carrying out a plan on the remote: moves, clears, uploads (on worker threads), deletes.
 
-Each file's question "what now?" is answered by ``decide`` from the facts
-gathered here (the index row, the local stat and md5, what the remote holds);
-this module only fetches those facts and does what the answer says.  A
-problem with one path (``FileError``) is that path's error in the tracker and
-never stops the others; a problem with the remote as a whole
-(``RemoteError`` after the operation retries) ends the batch and is the
-runner's to handle.  The index is written only after the remote confirmed.
+Each file's question "what now?" is answered by ``decide`` from the facts gathered here (the
+index row, the local stat and md5, what the remote holds); this module only fetches those facts
+and does what the answer says. A problem with one path (``FileError``) is that path's error in
+the tracker and never stops the others; a problem with the remote as a whole (``RemoteError``
+after the operation retries) ends the batch and is the runner's to handle. The index is written
+only after the remote confirmed.
 """
 
 from __future__ import annotations

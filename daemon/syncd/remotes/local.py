@@ -1,17 +1,15 @@
 """``local:`` — a plain folder as a mirror target (a FUSE-mounted Drive, a USB disk, a test).
 
-Writes go to a temporary file in the destination folder and are renamed into
-place, so a reader never sees a half-written file; what a killed syncd left of
-such files is swept by the first ``check`` (only names of the form
-``.syncd-tmp-XXXXXXXX-…``: one project per target, so they are all ours).
-Deletions go to a ``.syncd-trash/`` folder inside the target, the local
-analogue of Drive's trash.  A file's ``rev`` is ``size:mtime_ns`` of the
-target copy: cheap to compare, and it changes when anyone else writes the file.
+Writes go to a temporary file in the destination folder and are renamed into place, so a reader
+never sees a half-written file; what a killed syncd left of such files is swept by the first
+``check`` (only names of the form ``.syncd-tmp-XXXXXXXX-…``: one project per target, so they are
+all ours). Deletions go to a ``.syncd-trash/`` folder inside the target, the local analogue of
+Drive's trash. A file's ``rev`` is ``size:mtime_ns`` of the target copy: cheap to compare, and
+it changes when anyone else writes the file.
 
-Nothing here replaces what is already at a name it did not mean to replace: a
-create and a move land with ``link`` (which fails on an existing name) rather
-than ``rename``, and every name syncd makes up (temporary, trash, conflict)
-fits NAME_MAX in bytes.
+Nothing here replaces what is already at a name it did not mean to replace: a create and a move
+land with ``link`` (which fails on an existing name) rather than ``rename``, and every name
+syncd makes up (temporary, trash, conflict) fits NAME_MAX in bytes.
 """
 
 from __future__ import annotations
@@ -103,8 +101,6 @@ class LocalRemote:
             raise TargetUnavailable(
                 f"target folder {self.root} is not there (unmounted disk?)", "syncd retries"
             )
-
-    # --- Remote protocol -----------------------------------------------------
 
     def check(self, create: bool = False) -> None:
         if self.root.is_dir():
