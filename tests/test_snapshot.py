@@ -269,15 +269,18 @@ def test_a_file_rewritten_during_staging_is_never_torn(
         writer.join()
     try:
         assert len(versions) > 5 and len(staged.files) >= 30
-        if writer_stops_after is None:
+        if writer_stops_after is None and "hot.bin" not in staged.files:
             # Never quiet within the deadline: left out and said so, never staged torn.
-            assert "hot.bin" not in staged.files and "kept changing" in staged.left_out["hot.bin"]
-            assert not (staged.folder / "hot.bin").exists() or "hot.bin" not in staged.files
+            assert "kept changing" in staged.left_out["hot.bin"]
+            assert not (staged.folder / "hot.bin").exists()
         else:
+            # The writer stopped — or, on a loaded machine, was not scheduled for longer
+            # than the quiet time, so the file really was quiet: staged, and whole.
             data = (staged.folder / "hot.bin").read_bytes()
             assert len(data) == size and data == bytes([data[0]]) * size
             assert staged.files["hot.bin"] == FileEntry(size, md5(staged.folder / "hot.bin"))
-            assert data == hot.read_bytes()  # the writer's last version
+            if writer_stops_after is not None:
+                assert data == hot.read_bytes()  # the writer's last version
     finally:
         staged.cleanup()
 
