@@ -17,6 +17,7 @@ from googleapiclient.discovery import Resource
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseUpload
 
+from tests.fakes.drive_limits import FrozenClock
 from tests.fakes.drive_server import APP, FOLDER_MIME, FakeDrive
 from tests.test_fake_drive import connect, mkfolder, no_backoff
 
@@ -43,21 +44,34 @@ def create(app: Resource, title: str) -> int:
 
 
 # --- write throttling --------------------------------------------------------------------
+# The bucket's clock is frozen (``FrozenClock``) and moved on by the test alone: with the wall
+# clock, a loaded machine refilled the bucket between creates and "the 11th is refused"
+# failed even when the test ran alone.
 
 
-def test_creations_beyond_the_burst_get_the_real_403(fake: FakeDrive, app: Resource) -> None:
+@pytest.fixture
+def clock(fake: FakeDrive) -> FrozenClock:
+    frozen = FrozenClock()
+    fake.set_clock(frozen)
+    return frozen
+
+
+def test_creations_beyond_the_burst_get_the_real_403(
+    fake: FakeDrive, app: Resource, clock: FrozenClock
+) -> None:
     # On by default: 3 creations/s sustained, bursts of 10.
     answers = [create(app, f"f{i}") for i in range(25)]
-    assert answers[:10] == [200] * 10 and 403 in answers
-    assert answers.count(200) <= 10 + 3 * 2  # what the bucket allows in well under 2 s
+    assert answers == [200] * 10 + [403] * 15  # no time passed: the burst, then nothing
+    clock.advance(1.0)  # one second refills 3
+    assert [create(app, f"g{i}") for i in range(4)] == [200, 200, 200, 403]
     with pytest.raises(HttpError) as err:
         app.files().insert(body={"title": "one more"}).execute()
     body = json.loads(err.value.content)["error"]
     assert err.value.resp.status == 403 and body["errors"][0]["reason"] == "userRateLimitExceeded"
     assert body["errors"][0]["domain"] == "usageLimits"
     assert body["message"].startswith("User Rate Limit Exceeded. Rate of requests for user")
-    assert fake.count(status=403, reason="userRateLimitExceeded") == answers.count(403) + 1
-    assert len(fake.tree()) == answers.count(200)  # a refused create made nothing
+    assert fake.count(status=403, reason="userRateLimitExceeded") == 15 + 1 + 1
+    assert len(fake.tree()) == 13  # a refused create made nothing
 
     # Reads and updates are not creations.
     for _ in range(20):
@@ -66,17 +80,21 @@ def test_creations_beyond_the_burst_get_the_real_403(fake: FakeDrive, app: Resou
     app.files().patch(fileId=mine["id"], body={"title": "renamed"}).execute()
 
 
-def test_a_sustained_rate_under_the_limit_is_never_refused(fake: FakeDrive, app: Resource) -> None:
-    fake.set_write_limit(rate=8.0, burst=2.0)  # same rule, faster clock for the test
+def test_a_sustained_rate_under_the_limit_is_never_refused(
+    fake: FakeDrive, app: Resource, clock: FrozenClock
+) -> None:
+    fake.set_write_limit(rate=8.0, burst=2.0)
     for i in range(12):
         assert create(app, f"paced{i}") == 200
-        time.sleep(1 / 6)  # 6/s < 8/s
+        clock.advance(1 / 6)  # 6/s < 8/s
     answers = [create(app, f"burst{i}") for i in range(10)]
-    assert 403 in answers and fake.throttle.refused == answers.count(403)
+    # The burst left after the paced run: 2 tokens at most, then refusals.
+    assert answers[:2] == [200, 200] and answers[2:] == [403] * 8
+    assert fake.throttle.refused == answers.count(403)
 
 
 def test_resumable_and_multipart_creations_count_and_throttling_can_be_switched_off(
-    fake: FakeDrive, app: Resource
+    fake: FakeDrive, app: Resource, clock: FrozenClock
 ) -> None:
     fake.set_write_limit(rate=0.001, burst=2.0)
     multipart = MediaIoBaseUpload(io.BytesIO(b"a"), "text/plain", resumable=False)
@@ -93,16 +111,25 @@ def test_resumable_and_multipart_creations_count_and_throttling_can_be_switched_
     assert [create(app, f"free{i}") for i in range(30)] == [200] * 30
 
 
-def test_googleapiclient_retries_the_throttle_403_itself(fake: FakeDrive, app: Resource) -> None:
+def test_googleapiclient_retries_the_throttle_403_itself(
+    fake: FakeDrive, app: Resource, clock: FrozenClock
+) -> None:
     # A characterisation of the client: execute(num_retries=N) backs off on
     # 403 userRateLimitExceeded, so a retried create gets through once the bucket refills.
     fake.set_write_limit(rate=20.0, burst=1.0)
     assert create(app, "first") == 200
     request = no_backoff(app.files().insert(body={"title": "second"}))
-    request._sleep = time.sleep
-    request._rand = lambda: 0.05  # a short real wait between tries
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the client's backoff is what moves the clock
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    request._sleep = sleep
+    request._rand = lambda: 0.01  # backoffs of 0.02 s, 0.04 s, ...: 1/20 s takes two
     assert request.execute(num_retries=5)["title"] == "second"
-    assert fake.count(status=403) >= 1
+    assert fake.count(status=403) == len(waits) >= 1
+    assert sum(waits) >= 1 / 20  # admitted only once the bucket had refilled one token
 
 
 # --- the OR-of-parents bug (opt-in) ------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +17,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseUpload
 
 from syncd.remotes.gdrive.drive_calls import ITEM_FIELDS, LIST_FIELDS
+from tests.fakes.drive_limits import FrozenClock
 from tests.fakes.drive_server import APP, COLAB, DOC_MIME, FOLDER_MIME, SHORTCUT_MIME, FakeDrive
 from tests.test_fake_drive import connect, error_reason, mkfolder, with_token
 
@@ -196,10 +196,15 @@ def test_google_docs_and_shortcuts_have_no_md5_size_or_revision(
 
 
 def test_generated_ids_expire(fake: FakeDrive, app: Resource) -> None:
+    # A frozen clock: with the wall clock and a 0.3 s life, a loaded machine could let the
+    # "fresh" id expire before its insert.
+    clock = FrozenClock()
+    fake.set_clock(clock)
     fake.generated_id_ttl = 0.3
     fresh, stale = app.files().generateIds(maxResults=2).execute()["ids"]
+    clock.advance(0.25)  # within its life
     assert app.files().insert(body={"id": fresh, "title": "a"}).execute()["id"] == fresh
-    time.sleep(0.4)
+    clock.advance(0.1)  # past it
     with pytest.raises(HttpError) as err:
         app.files().insert(body={"id": stale, "title": "b"}).execute()
     assert err.value.resp.status == 400 and "not usable" in str(err.value)

@@ -9,6 +9,7 @@ requests things cost.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -226,7 +227,11 @@ def test_a_byte_lost_by_the_server_is_caught_and_sent_again(
     again = b"edited, still ends in CR\r"
     second = remote.upload("a.txt", src(tmp_path, again), result.entry)
     assert second.entry.id == result.entry.id and fake.content(result.entry.id) == again
-    assert remote.db.kv_items("p", "new:") == {} and remote.db.kv_items("p", "sent:") == {}
+    assert remote.db.kv_items("p", "new:") == {}
+    # The update's intent (uploads.intend_update) stays until the next look at the file, and
+    # names only what Drive now holds: the bad revision is no longer syncd's to claim.
+    intents = [json.loads(v) for v in remote.db.kv_items("p", "sent:").values()]
+    assert intents == [{"id": second.entry.id, "md5": md5(again), "bad": []}]
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["create", "update"])

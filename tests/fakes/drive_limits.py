@@ -7,7 +7,10 @@
   with ``403 userRateLimitExceeded`` (body as in tidyverse/googledrive#380).
   A token bucket per user: ``rate`` creations a second on average, bursts
   of ``burst``.  Google publishes neither figure; 3/s and a burst of 10 are
-  the fake's defaults, configurable per test.
+  the fake's defaults, configurable per test.  The bucket reads ``clock``
+  (``time.monotonic`` unless a test sets its own), so a test of the limit
+  itself can freeze time: on a loaded machine the wall clock refills the
+  bucket between requests and a check of "the 11th create is refused" flakes.
 - **Latency**: every request waits ``latency`` seconds before it is handled
   (a real round trip to Google is ~150–300 ms; loopback is ~0).
 - **Upload bandwidth**: upload bodies are read no faster than
@@ -18,11 +21,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 DEFAULT_CREATE_RATE = 3.0
 DEFAULT_CREATE_BURST = 10.0
+
+
+class FrozenClock:
+    """A monotonic clock that moves only when a test says so (``FakeDrive.set_clock``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass
@@ -38,6 +55,7 @@ class WriteThrottle:
     rate: float | None = DEFAULT_CREATE_RATE
     burst: float = DEFAULT_CREATE_BURST
     refused: int = 0  # 403s answered so far
+    clock: Callable[[], float] = time.monotonic  # seconds; tests may set a frozen one
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -46,7 +64,7 @@ class WriteThrottle:
         if self.rate is None:
             return True
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             bucket = self._buckets.setdefault(user, _Bucket(self.burst, now))
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
             bucket.at = now

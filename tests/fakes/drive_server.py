@@ -19,6 +19,7 @@ each rule cites its source where it is enforced (``drive_protocol``,
 - ``page_size``: most items per ``files.list``/``changes.list`` page (default 1000).
 - ``latency`` (seconds per request) and ``upload_bandwidth`` (bytes/s).
 - ``generated_id_ttl``: seconds a ``generateIds`` id stays usable.
+- ``set_clock(clock)``: the clock of the throttle and of id ages (tests freeze it).
 - ``or_parents_bug``: probability that an OR-of-parents query answers nothing.
 - ``multipart_eats_cr``: a lenient multipart parser that loses a trailing CR.
 
@@ -37,6 +38,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -237,6 +239,15 @@ class FakeDrive(DriveEndpoints, FaultInjection, DriveInspection):
     @upload_bandwidth.setter
     def upload_bandwidth(self, bytes_per_s: float | None) -> None:
         self.network.upload_bytes_per_s = bytes_per_s
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """The clock of the write throttle and of reserved ids' ages (default time.monotonic).
+
+        Tests of those rules freeze it: with the wall clock, a loaded machine lets time
+        pass between two requests that the test meant to be "at once".
+        """
+        self.throttle.clock = clock
+        self._store.clock = clock
 
     @property
     def generated_id_ttl(self) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,7 @@ class Store:
         self.no_storage: set[str] = set()  # users (service accounts) without a storage quota
         self.reserved: dict[str, tuple[str, float]] = {}  # generated id → (user, reserved at)
         self.id_ttl = GENERATED_ID_TTL_S
+        self.clock: Callable[[], float] = time.monotonic  # FakeDrive.set_clock: a frozen one
         self.changes = ChangeLog()
         self.last_scanned = 0
         self._seq = 0
@@ -199,7 +201,7 @@ class Store:
 
     def reserve_ids(self, user: str, n: int) -> list[str]:
         ids = [new_file_id() for _ in range(n)]
-        now = time.monotonic()
+        now = self.clock()
         for file_id in ids:
             self.reserved[file_id] = (user, now)
         return ids
@@ -208,7 +210,7 @@ class Store:
         if file_id in self.items:
             raise DriveApiError(409, "duplicate", "A file already exists with the provided ID.")
         owner, at = self.reserved.get(file_id, ("", 0.0))
-        if owner != user or time.monotonic() - at > self.id_ttl:
+        if owner != user or self.clock() - at > self.id_ttl:
             raise invalid("The provided file ID is not usable.", "file.id")
 
     # --------------------------------------------------------------- writing

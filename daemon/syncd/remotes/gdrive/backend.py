@@ -105,10 +105,9 @@ class GDriveRemote:
             if item is not None and not item.trashed and self._is_at(item, path):
                 self.tree.remember(path, item)
                 self._answered(item)
-                sent = self.ns.kv_json("sent:" + path)
-                if sent is not None and (sent["id"], sent["md5"]) == (item.id, item.md5):
-                    # syncd's own send that Drive stored wrongly, not someone else's edit:
-                    # to the engine it is still what syncd recorded, so it is replaced.
+                if self._own_unrecorded(path, item, known.md5):
+                    # syncd's own send (landed before a kill, or stored wrongly), not
+                    # someone else's edit: to the engine it is still what syncd recorded.
                     return dataclasses.replace(item.entry(path), md5=known.md5)
                 return item.entry(path)
             self.tree.forget(path, known.id)
@@ -120,6 +119,18 @@ class GDriveRemote:
             return None  # syncd's own upload that was never recorded: upload() takes it over
         self._answered(item)
         return item.entry(path)
+
+    def _own_unrecorded(self, path: str, item: DriveItem, recorded: str | None) -> bool:
+        """Drive holds an md5 syncd sent over this file (``uploads.intend_update``) that
+        the index does not show; once it does, or the file holds anything else, the
+        intent has said all it can and is removed."""
+        sent = self.ns.kv_json("sent:" + path)
+        if sent is None:
+            return False
+        if sent["id"] == item.id and item.md5 != recorded and item.md5 in written(sent):
+            return True
+        self.ns.kv("sent:" + path, None)
+        return False
 
     def _answered(self, item: DriveItem) -> None:
         if item.etag and not item.is_dir:
@@ -202,6 +213,10 @@ class GDriveRemote:
         self.tree.remember(new_path, item)
         if not item.is_dir:
             self.states.learned(item.id, item)
+            sent = self.db.kv_get(self.project, "sent:" + entry.path)
+            if sent is not None:  # an update intent follows its file
+                self.ns.kv("sent:" + entry.path, None)
+                self.ns.kv("sent:" + new_path, sent)
         if entry.is_dir:
             moved = self.tree.move_folders(entry.path, new_path)
             ids = self.tree.ids()
@@ -221,7 +236,12 @@ class GDriveRemote:
             if not found:
                 state = self.ns.get(entry.id, entry.path)
                 self.states.learned(entry.id, state)
-            if state is not None and not state.trashed and state.md5 != entry.md5:
+            if (
+                state is not None
+                and not state.trashed
+                and state.md5 != entry.md5
+                and not self._own_unrecorded(entry.path, state, entry.md5)
+            ):
                 self._kept(entry.path)
                 return
             etag = state.etag if state is not None else None
@@ -245,6 +265,8 @@ class GDriveRemote:
         self.states.learned(entry.id, None)
         if entry.is_dir:
             self.ns.forget_folders(entry.path)
+        elif self.db.kv_get(self.project, "sent:" + entry.path) is not None:
+            self.ns.kv("sent:" + entry.path, None)
 
     def _kept(self, path: str) -> None:
         log.warning(

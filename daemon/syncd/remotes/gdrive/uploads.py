@@ -10,6 +10,14 @@ Every upload is verified: the md5 Drive answers must be the one sent
 A new file is created through ``creates`` (an id reserved and recorded
 first, so no retry or restart makes a second one); the intent is removed
 only once Drive holds the right md5.
+
+An update is recorded first too (``sent:<path>``: the file id and the md5
+being sent, ``intend_update``): if syncd is killed after Drive accepted it
+but before the index recorded it, the next ``stat`` finds Drive holding an
+md5 syncd sent and treats it as syncd's own write, not someone else's edit
+(which would become a conflict copy, or be kept instead of trashed).  The
+record stays until a later ``stat`` sees it settled (see ``backend.stat``):
+removing it here would leave the same gap before the engine's index write.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("syncd.gdrive")
 
 VERIFY_SENDS = 3  # sends of one upload (the first, then resumable) before giving up for now
+OWN_BAD_KEPT = 4  # earlier md5s of syncd's own sends kept in an update intent (bounded)
 
 
 def _mime(title: str) -> str:
@@ -130,9 +139,11 @@ class DriveUploads:
                 f"Google Drive stored other bytes than syncd sent for {path}",
                 "syncd sends it again",
             )
-        for key in ("new:" + path, "sent:" + path):
-            if self.db.kv_get(self.project, key) is not None:
-                self.ns.kv(key, None)
+        if self.db.kv_get(self.project, "new:" + path) is not None:
+            self.ns.kv("new:" + path, None)
+        sent = self.ns.kv_json("sent:" + path)
+        if sent is not None and sent.get("bad"):  # Drive holds the right bytes now
+            self.ns.kv("sent:" + path, json.dumps({"id": item.id, "md5": md5, "bad": []}))
         self.tree.remember(path, item)
         self.learned(item)
         return item
@@ -143,7 +154,24 @@ class DriveUploads:
             intent["bad"] = [*intent.get("bad", []), item.md5]
             self.ns.kv("new:" + path, json.dumps(intent))
         else:
-            self.ns.kv("sent:" + path, json.dumps({"id": item.id, "md5": item.md5}))
+            sent = self.ns.kv_json("sent:" + path)
+            if sent is None or sent["id"] != item.id:
+                sent = {"id": item.id, "md5": None}
+            sent["bad"] = [*sent.get("bad", []), item.md5][-OWN_BAD_KEPT:]
+            self.ns.kv("sent:" + path, json.dumps(sent))
+
+    def intend_update(self, path: str, file_id: str, md5: str) -> None:
+        """Record, before sending, that ``md5`` going over ``file_id`` is syncd's own write.
+
+        md5s syncd sent earlier over the same file and the index may not show yet (a
+        kill before its write, a revision Drive stored wrongly) stay syncd's too.
+        """
+        sent = self.ns.kv_json("sent:" + path)
+        own: list[str] = []
+        if sent is not None and sent["id"] == file_id:
+            own = [m for m in written(sent) if m and m != md5]
+        intent = {"id": file_id, "md5": md5, "bad": own[-OWN_BAD_KEPT:]}
+        self.ns.kv("sent:" + path, json.dumps(intent))
 
     @staticmethod
     def _snapshot(
@@ -211,6 +239,7 @@ class DriveUploads:
         etag: str | None,
     ) -> DriveItem:
         if replace is not None:
+            self.intend_update(path, replace.id, md5)
             try:
                 item = self._update(replace.id, path, media, size, if_match=etag)
                 self.tree.remember(path, item)
