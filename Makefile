@@ -25,10 +25,12 @@ lint: $(BIN)/python
 
 # Four workers on two cores: the end-to-end tests mostly wait (quiet windows, the fake
 # services' pacing), so they overlap well; TEST_WORKERS=0 runs them in one process.
+# --dist worksteal: an idle worker takes tests queued on a busy one (with the default
+# `load`, tests stay queued behind a long one while other workers sit idle for minutes).
 TEST_WORKERS ?= 4
 
 test: lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) build *.egg-info daemon/*.egg-info example-mirror .mypy_cache .import_linter_cache
