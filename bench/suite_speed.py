@@ -25,7 +25,9 @@ faster, so look at the counts).
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,21 +39,26 @@ REPO = HERE.parent
 COUNTERPARTS = HERE / "suite_counterparts.tsv"
 
 
-def counterparts() -> list[str]:
+def counterparts(tsv: Path) -> list[str]:
     """Today's node ids of the original 400 tests (second column)."""
-    rows = [line.split("\t") for line in COUNTERPARTS.read_text().splitlines() if line]
+    rows = [line.split("\t") for line in tsv.read_text().splitlines() if line]
     return [now for _before, now in rows]
 
 
-def run_once(repo: Path, workers: int, ids: list[str], dist: str) -> tuple[float, str]:
+def run_once(repo: Path, workers: int, ids: list[str], dist: str) -> tuple[float, float, str]:
     cmd = [str(repo / ".venv/bin/pytest"), "-q", "-p", "no:cacheprovider"]
     if workers:
         cmd += ["-n", str(workers), "--dist", dist]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([*cmd, *ids], cwd=repo, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
-    return wall, re.sub(r"=+", "", tail).strip()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    lines = done.stdout.strip().splitlines()
+    tail = lines[-1] if lines else done.stderr[-300:]
+    failed = "".join(f"\n    {ln}" for ln in lines if ln.startswith(("FAILED", "ERROR")))
+    return wall, cpu, re.sub(r"=+", "", tail).strip() + failed
 
 
 def main() -> int:
@@ -60,14 +67,20 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=4, help="pytest-xdist workers; 0: one process")
     ap.add_argument("--dist", default="worksteal", help="pytest-xdist --dist mode")
     ap.add_argument("--counterparts", action="store_true", help="only the original 400 tests")
+    ap.add_argument("--ids", type=Path, help="tsv whose second column lists the test ids to run")
     ap.add_argument("--runs", type=int, default=1)
     args = ap.parse_args()
-    ids = counterparts() if args.counterparts else []
+    ids = counterparts(args.ids or COUNTERPARTS) if args.counterparts or args.ids else []
     walls = []
     for i in range(args.runs):
-        wall, summary = run_once(args.repo.resolve(), args.workers, ids, args.dist)
+        load = os.getloadavg()[0]
+        wall, cpu, summary = run_once(args.repo.resolve(), args.workers, ids, args.dist)
         walls.append(wall)
-        print(f"run {i + 1}: {wall:.1f} s wall  ({summary})", flush=True)
+        print(
+            f"run {i + 1}: {wall:.1f} s wall, {cpu:.0f} s CPU (pytest and every process it"
+            f" waited for), load {load:.1f} at the start  ({summary})",
+            flush=True,
+        )
     if args.runs > 1:
         print(f"median of {args.runs}: {statistics.median(walls):.1f} s")
     return 0
