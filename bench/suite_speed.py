@@ -6,7 +6,7 @@ after: ``bench/suite_counterparts.tsv`` maps each of the 400 tests of commit
 70337c1 (the last commit before the layout rework) to its counterpart today (same
 id; moved; renamed; or the ``[local]`` case of a test now run over three targets).
 
-    # today, the whole suite, the way `make test` runs it
+    # today, the whole suite, the way `make test` runs it (-n 4 --maxschedchunk 1)
     .venv/bin/python -m bench.suite_speed --workers 4
     # today, only the counterparts of the original 400 tests
     .venv/bin/python -m bench.suite_speed --workers 4 --counterparts
@@ -28,6 +28,7 @@ import argparse
 import os
 import re
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -45,8 +46,10 @@ def counterparts(tsv: Path) -> list[str]:
     return [now for _before, now in rows]
 
 
-def run_once(repo: Path, workers: int, ids: list[str], dist: str) -> tuple[float, float, str]:
-    cmd = [str(repo / ".venv/bin/pytest"), "-q", "-p", "no:cacheprovider"]
+def run_once(
+    repo: Path, workers: int, ids: list[str], dist: str, extra: list[str]
+) -> tuple[float, float, str]:
+    cmd = [str(repo / ".venv/bin/pytest"), "-q", "-p", "no:cacheprovider", *extra]
     if workers:
         cmd += ["-n", str(workers), "--dist", dist]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -65,16 +68,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", type=Path, default=REPO, help="checkout with its own .venv")
     ap.add_argument("--workers", type=int, default=4, help="pytest-xdist workers; 0: one process")
-    ap.add_argument("--dist", default="worksteal", help="pytest-xdist --dist mode")
+    ap.add_argument("--dist", default="load", help="pytest-xdist --dist mode")
     ap.add_argument("--counterparts", action="store_true", help="only the original 400 tests")
     ap.add_argument("--ids", type=Path, help="tsv whose second column lists the test ids to run")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument(
+        "--pytest-args",
+        default=None,
+        help="more pytest options, one string (default with workers: as `make test`,"
+        " --maxschedchunk 1)",
+    )
     args = ap.parse_args()
     ids = counterparts(args.ids or COUNTERPARTS) if args.counterparts or args.ids else []
+    if args.pytest_args is None:
+        args.pytest_args = "--maxschedchunk 1" if args.workers and args.dist == "load" else ""
+    extra = shlex.split(args.pytest_args)
     walls = []
     for i in range(args.runs):
         load = os.getloadavg()[0]
-        wall, cpu, summary = run_once(args.repo.resolve(), args.workers, ids, args.dist)
+        wall, cpu, summary = run_once(args.repo.resolve(), args.workers, ids, args.dist, extra)
         walls.append(wall)
         print(
             f"run {i + 1}: {wall:.1f} s wall, {cpu:.0f} s CPU (pytest and every process it"
