@@ -472,7 +472,7 @@ def test_a_locked_state_db_is_an_error_not_a_reset(tmp_path: Path) -> None:
     other.execute("PRAGMA locking_mode=EXCLUSIVE")
     other.execute("BEGIN EXCLUSIVE")
     with pytest.raises(SyncdError, match="cannot open the state database"):
-        StateDB(tmp_path / "s.db")
+        StateDB(tmp_path / "s.db", busy_timeout=0.1)  # the default 5 s would be waited out
     other.rollback()
     other.close()
     assert not list(tmp_path.glob("*.corrupt-*"))

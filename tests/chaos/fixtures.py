@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fakes.drive_limits import DEFAULT_CREATE_BURST, DEFAULT_CREATE_RATE
 from tests.fakes.drive_server import FakeDrive
 
 from .control import Daemon, cli, syncd_env, wait_quiet, write_config
@@ -64,6 +66,20 @@ class Scenario:
 
     def quiet(self, d: Daemon, timeout: float = 60.0, **kw: Any) -> float:
         return wait_quiet(d, timeout=timeout, **kw)
+
+    @contextmanager
+    def set_up_unthrottled(self) -> Iterator[None]:
+        """On the fake Drive, lift the creation limit for a test's set-up (its first
+        mirror of many files or folders, not what it tests), then put the real pace
+        (3 creations/s, bursts of 10) back for the rest of the test."""
+        if not isinstance(self.target, DriveTarget):
+            yield
+            return
+        self.target.fake.set_write_limit(rate=500.0, burst=200.0)
+        try:
+            yield
+        finally:
+            self.target.fake.set_write_limit(DEFAULT_CREATE_RATE, DEFAULT_CREATE_BURST)
 
     def cli(
         self, *args: str, timeout: float = 60.0, **env: str

@@ -51,8 +51,11 @@ def state_db_path(config_path: Path) -> Path:
 class StateDB:
     """Thread-safe access to the index; every method is one short transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+        """``busy_timeout``: how long a statement waits for another process's lock before
+        it fails (sqlite's own default, 5 s; a test of the failure need not wait it out)."""
         self.path = path
+        self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
@@ -90,7 +93,9 @@ class StateDB:
         self._journal.close()
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, check_same_thread=False, isolation_level=None
+        )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
