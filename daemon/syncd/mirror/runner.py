@@ -26,6 +26,8 @@ from ..remotes.base import Remote
 from ..retry import ENGINE_RECOVERY_REMOTE, ENGINE_RECOVERY_UNEXPECTED
 from .apply import Applier
 from .coalescer import Coalescer
+from .flush import FlushOutcome, FlushTickets
+from .manifest import ManifestWriter
 from .model import MirrorStatus, PauseKind, ProjectState
 from .plan import Hold, Planner
 from .tracker import TROUBLE, StateTracker
@@ -96,6 +98,8 @@ class MirrorRunner:
             beat=self._beat,
             requeue=coalescer.requeue,
         )
+        self.manifest = ManifestWriter(name, root, remote, db)  # after each batch (mirror.manifest)
+        self.flushes = FlushTickets()
 
     # --- small helpers -------------------------------------------------------
 
@@ -150,6 +154,18 @@ class MirrorRunner:
                 return True
             time.sleep(0.05)
         return False
+
+    def flush(self, timeout: float) -> FlushOutcome:
+        """Block until every edit made before this call is on the remote and in the manifest."""
+        ticket = self.flushes.ask()
+        self._wake.set()
+        self.coalescer.wake()
+        done = self.flushes.wait(ticket, timeout, give_up=lambda: self._pause is not None)
+        rec = self.manifest.record
+        t = self.tracker.snapshot()
+        return FlushOutcome(
+            done, rec.seq if rec else None, rec.at if rec else None, t.state.value, t.reason
+        )
 
     def alive(self, max_silence: float) -> bool:
         """The loop turned recently, or copies are in flight (each bounded by its own timeout)."""
@@ -257,7 +273,9 @@ class MirrorRunner:
         if self._needs_scan:
             self.full_scan()
             return
-        if self.poll_every is not None and time.monotonic() >= self._next_poll:
+        if self.flushes.pending or (
+            self.poll_every is not None and time.monotonic() >= self._next_poll
+        ):
             self.poll_scan()
             return
         batch = self.coalescer.take_ready(timeout=0.5)
@@ -310,6 +328,7 @@ class MirrorRunner:
     def full_scan(self) -> None:
         """Walk the folder and the remote, and mirror every difference."""
         self._needs_scan = False
+        covers = self.flushes.begin()
         recovering = self.tracker.state in TROUBLE
         if not recovering:
             self.tracker.set(ProjectState.SCANNING)
@@ -343,9 +362,11 @@ class MirrorRunner:
         self._mirror(changes.dirty, [(s, d, False) for s, d in changes.moves])
         if self._pause is None:
             self.tracker.set(ProjectState.IDLE)
+            self._covered(covers)
 
     def poll_scan(self) -> None:
-        """A light walk (no remote listing) where events cannot be had."""
+        """A light walk (no remote listing) where events cannot be had, or for a flush."""
+        covers = self.flushes.begin() if self.flushes.pending else 0
         started = time.monotonic()
         changes = self.planner.scan()
         took = time.monotonic() - started
@@ -355,7 +376,15 @@ class MirrorRunner:
         if changes.dirty:
             self.tracker.set(ProjectState.SYNCING)
             self._mirror(changes.dirty, [(s, d, False) for s, d in changes.moves])
+        if covers and self._pause is None:
+            self.manifest.write()  # a no-op when the last batch's manifest stands
+            self._covered(covers)
         self._settle()
+
+    def _covered(self, covers: int) -> None:
+        """A walk that began after these flushes ended with everything mirrored."""
+        if not self._cancelled() and not self._needs_scan:
+            self.flushes.covered(covers)
 
     # --- one batch -----------------------------------------------------------
 
@@ -379,6 +408,8 @@ class MirrorRunner:
             self.applier.deletes(plan.clears)  # what stands in the way goes first
             self.applier.uploads(plan.uploads)
             self.applier.deletes(plan.deletes)
+            if not self._cancelled():
+                self.manifest.write()  # after the batch's files, one request (mirror.manifest)
         except RemoteError:
             # Put everything back; the scan after recovery re-derives the rest.
             self.coalescer.requeue(sorted(dirty))
