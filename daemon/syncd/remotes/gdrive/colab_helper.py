@@ -1,0 +1,444 @@
+"""syncd's Colab helper: keeps ``/content/<project>`` in step with the project's manifest.
+
+``syncd colab PROJECT`` writes this file as ``.syncd/colab.py`` into the project (so
+it is mirrored like any file) and prints a cell that runs ``sync(...)`` from it.
+It stands alone: the standard library, googleapiclient and google-auth (both in
+every Colab runtime) and ``google.colab``; syncd itself is not installed there.
+
+Colab's mounted Drive serves stale files for seconds to tens of minutes
+(googlecolab/colabtools #958, #3567, #677), so ``sync`` reads the manifest
+syncd writes after each batch *through the Drive API by its file id* — one
+request when nothing changed — and downloads (in parallel, md5-verified, via a
+temp file and a rename) only the files whose md5 differs from the working
+copy's.  Files it placed earlier that left the manifest are deleted; the
+project's modules are dropped from ``sys.modules`` (Python's module cache is the
+second layer of staleness, #957), and the working copy becomes the current
+folder.  Credentials come from ``google.auth.default()`` (what Colab provides
+after ``google.colab.auth.authenticate_user()``), the API root from
+``SYNCD_DRIVE_ENDPOINT`` when set.  Without the API (no credentials, no
+network) it falls back to the mounted Drive: it waits (bounded) for the mounted
+files to match the mounted manifest, remounts once, then names what is still
+stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import types
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+API_ROOT = "https://www.googleapis.com/"
+MANIFEST_PATH = ".syncd/manifest.json"
+PARALLEL = 8  # downloads at once
+CHUNK = 64 << 20  # a file up to this size is one download request
+RETRIES = 3  # googleapiclient's own retries of 5xx, 429 and broken connections
+WAIT_S = 60.0  # fallback: how long to wait for the mounted Drive, before and after a remount
+POLL_S = 1.0
+
+# Survives re-running the cell (which re-executes this file): the Drive client, so a
+# re-run costs the manifest request alone, not a token refresh and a discovery build.
+_CACHE = sys.modules.setdefault("_syncd_colab_cache", types.ModuleType("_syncd_colab_cache"))
+
+
+class ApiUnavailable(Exception):
+    """The Drive API cannot be used from here (no credentials, no network): use the mount."""
+
+
+@dataclass
+class Result:
+    """What one ``sync`` did; ``message`` is the line it printed."""
+
+    mode: str  # "api" or "mounted"
+    seq: int | None
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # still not as the manifest says
+    message: str = ""
+
+
+# --- the Drive client ----------------------------------------------------------------
+
+
+def _client() -> tuple[Any, Callable[[], Any]]:
+    """(service, a factory of per-thread authorized http objects), cached across runs."""
+    root = os.environ.get("SYNCD_DRIVE_ENDPOINT") or API_ROOT
+    cached = getattr(_CACHE, "client", None)
+    if cached is not None and cached[0] == root:
+        return cached[1], cached[2]
+    try:
+        import google.auth
+        import google.auth.exceptions
+        import google_auth_httplib2  # type: ignore[import-untyped]
+        from googleapiclient import discovery, discovery_cache
+        from googleapiclient.http import build_http
+
+        creds, _ = google.auth.default()
+    except (ImportError, google.auth.exceptions.DefaultCredentialsError) as exc:
+        raise ApiUnavailable(f"no Google credentials here ({exc})") from exc
+    doc = json.loads(discovery_cache.get_static_doc("drive", "v2") or "{}")
+    if not doc:
+        raise ApiUnavailable("this googleapiclient has no bundled Drive discovery document")
+    # The discovery document's root, not client_options: upload and download URLs keep
+    # the document's scheme and host otherwise (see syncd's notes on pointing at a fake).
+    doc["rootUrl"] = doc["mtlsRootUrl"] = root
+    doc["baseUrl"] = root + doc["servicePath"]
+
+    def make_http() -> Any:
+        return google_auth_httplib2.AuthorizedHttp(creds, http=build_http())
+
+    service = discovery.build_from_document(doc, http=make_http())
+    _CACHE.client = (root, service, make_http)
+    return service, make_http
+
+
+def _offline(exc: BaseException) -> str | None:
+    """Why ``exc`` means "the API is out of reach" (fall back), or None (a real error)."""
+    import google.auth.exceptions
+    import httplib2
+    from googleapiclient.errors import HttpError
+
+    if isinstance(exc, google.auth.exceptions.GoogleAuthError):
+        return f"credentials refused: {exc}"
+    if isinstance(exc, HttpError) and exc.resp.status in (401, 403):
+        return f"the Drive API answered {exc.resp.status}"
+    if isinstance(exc, OSError | httplib2.HttpLib2Error):
+        return f"cannot reach the Drive API: {exc}"
+    return None
+
+
+_local = threading.local()
+
+
+def _http(make_http: Callable[[], Any]) -> Any:
+    """httplib2 is not thread-safe: one authorized http object per download thread."""
+    if getattr(_local, "http", None) is None:
+        _local.http = make_http()
+    return _local.http
+
+
+def _fetch_manifest(service: Any, manifest_id: str) -> dict[str, Any]:
+    data = service.files().get_media(fileId=manifest_id).execute(num_retries=RETRIES)
+    return _parse_manifest(data)
+
+
+def _parse_manifest(data: bytes) -> dict[str, Any]:
+    manifest = json.loads(data)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ValueError("not a syncd manifest")
+    return manifest
+
+
+def _download(service: Any, make_http: Callable[[], Any], file_id: str, dest: Path) -> str:
+    """Write the file's content next to ``dest`` and return its md5 (``dest`` untouched)."""
+    from googleapiclient.http import MediaIoBaseDownload
+
+    request = service.files().get_media(fileId=file_id)
+    request.http = _http(make_http)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".syncd-dl-", dir=dest.parent)
+    h = hashlib.md5()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            down = MediaIoBaseDownload(f, request, chunksize=CHUNK)
+            done = False
+            while not done:
+                _, done = down.next_chunk(num_retries=RETRIES)
+        with open(tmp, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        os.replace(tmp, dest.with_name(dest.name + ".syncd-new"))
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return h.hexdigest()
+
+
+# --- the working copy ----------------------------------------------------------------
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _inside(work: Path, rel: str) -> Path:
+    """The working copy's path for a manifest path; never outside the working copy."""
+    parts = rel.split("/")
+    if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"refusing the manifest path {rel!r}")
+    return work.joinpath(*parts)
+
+
+class WorkingCopy:
+    """``/content/<project>`` and the record of what this helper placed there."""
+
+    def __init__(self, content: Path, project: str) -> None:
+        self.root = content / project
+        self.state_file = content / f".syncd-{project}.json"  # outside the working copy
+        try:
+            self.placed: dict[str, dict[str, Any]] = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            self.placed = {}
+
+    def matches(self, rel: str, want: dict[str, Any]) -> bool:
+        """The file is there with the manifest's md5 (re-hashed only if it changed since)."""
+        path = _inside(self.root, rel)
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if st.st_size != want["size"]:
+            return False
+        known = self.placed.get(rel)
+        if known and (known["size"], known["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
+            return bool(known["md5"] == want["md5"])
+        if _md5(path) != want["md5"]:
+            return False
+        self.record(rel, want["md5"])
+        return True
+
+    def record(self, rel: str, md5: str) -> None:
+        st = _inside(self.root, rel).stat()
+        self.placed[rel] = {"md5": md5, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    def install(self, rel: str) -> None:
+        """Put a verified download (``NAME.syncd-new``) in place."""
+        path = _inside(self.root, rel)
+        os.replace(path.with_name(path.name + ".syncd-new"), path)
+
+    def discard(self, rel: str) -> None:
+        path = _inside(self.root, rel)
+        path.with_name(path.name + ".syncd-new").unlink(missing_ok=True)
+
+    def remove_gone(self, listed: dict[str, Any]) -> list[str]:
+        """Delete the files this helper placed that the manifest no longer lists."""
+        removed = []
+        for rel in sorted(set(self.placed) - set(listed)):
+            path = _inside(self.root, rel)
+            path.unlink(missing_ok=True)
+            self.placed.pop(rel)
+            removed.append(rel)
+            parent = path.parent
+            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+                parent = parent.parent
+        return removed
+
+    def save(self) -> None:
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+        tmp.write_text(json.dumps(self.placed))
+        os.replace(tmp, self.state_file)
+
+
+def _enter(work: Path, keep: str) -> None:
+    """Drop the project's modules (a re-run imports the new code) and work from the copy."""
+    root = str(work.resolve())
+    for name, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None)
+        if name != keep and where and os.path.realpath(where).startswith(root + os.sep):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+    os.chdir(work)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def _summary(manifest: dict[str, Any], result: Result) -> str:
+    at = time.strftime("%H:%M:%S", time.localtime(float(manifest.get("at_epoch") or 0)))
+    parts = []
+    if manifest.get("commit"):
+        parts.append(f"commit {str(manifest['commit'])[:7]}")
+    newest, written = manifest.get("newest_mtime"), manifest.get("at_epoch")
+    if newest is not None and written is not None:
+        parts.append(f"lag {max(0.0, float(written) - float(newest)):.1f} s")
+    n = len(result.updated)
+    parts.append(f"{n} file{'' if n == 1 else 's'} updated")
+    if result.removed:
+        parts.append(f"{len(result.removed)} removed")
+    line = f"fresh as of {at} ({', '.join(parts)})"
+    if result.mode == "mounted":
+        line += " from the mounted Drive"
+    if result.stale:
+        shown = ", ".join(result.stale[:5]) + (" …" if len(result.stale) > 5 else "")
+        line = f"NOT fresh: {len(result.stale)} still stale ({shown}); the rest is " + line[6:]
+    return line
+
+
+# --- sync through the API ------------------------------------------------------------
+
+
+def sync(
+    project: str,
+    manifest_id: str,
+    *,
+    mounted: str | None = None,
+    drive_mount: str = "/content/drive",
+    content: str | None = None,
+    wait_s: float | None = None,
+    quiet: bool = False,
+    **_ignored: Any,
+) -> Result:
+    """Bring ``<content>/<project>`` to the newest manifest, then enter it (see the module doc).
+
+    ``mounted``: the project's folder on the mounted Drive (the fallback); ``content``:
+    where working copies live (default ``$SYNCD_COLAB_CONTENT`` or ``/content``).
+    """
+    base = Path(content or os.environ.get("SYNCD_COLAB_CONTENT") or "/content")
+    copy = WorkingCopy(base, project)
+    copy.root.mkdir(parents=True, exist_ok=True)
+    try:
+        service, make_http = _client()
+        manifest = _fetch_manifest(service, manifest_id)
+    except ApiUnavailable as exc:
+        result, manifest = _from_mount(copy, mounted, drive_mount, wait_s, str(exc), quiet)
+    except Exception as exc:
+        why = _offline(exc)
+        if why is None:
+            raise
+        result, manifest = _from_mount(copy, mounted, drive_mount, wait_s, why, quiet)
+    else:
+        result = _from_api(copy, service, make_http, manifest_id, manifest)
+    copy.save()
+    _enter(copy.root, keep=__name__)
+    result.message = _summary(manifest, result)
+    if not quiet:
+        print(result.message)
+    return result
+
+
+def _from_api(
+    copy: WorkingCopy,
+    service: Any,
+    make_http: Callable[[], Any],
+    manifest_id: str,
+    manifest: dict[str, Any],
+) -> Result:
+    from googleapiclient.errors import HttpError
+
+    result = Result("api", manifest.get("seq"))
+    for attempt in range(2):
+        files = manifest["files"]
+        wanted = [rel for rel, want in sorted(files.items()) if not copy.matches(rel, want)]
+
+        def get(rel: str, files: dict[str, Any] = files) -> tuple[str, bool]:
+            try:
+                md5 = _download(service, make_http, files[rel]["id"], _inside(copy.root, rel))
+            except HttpError as exc:
+                if exc.resp.status != 404:
+                    raise
+                return rel, False  # gone since this manifest: a newer one says what's there
+            return rel, md5 == files[rel]["md5"]
+
+        with ThreadPoolExecutor(min(PARALLEL, max(1, len(wanted)))) as pool:
+            outcomes = list(pool.map(get, wanted))
+        mismatched = []
+        for rel, ok in outcomes:
+            if ok:
+                copy.install(rel)
+                copy.record(rel, files[rel]["md5"])
+                result.updated.append(rel)
+            else:
+                copy.discard(rel)
+                mismatched.append(rel)
+        if not mismatched or attempt:
+            result.stale = mismatched
+            break
+        # The file changed on Drive after this manifest: a newer one covers it.
+        manifest = _fetch_manifest(service, manifest_id)
+        result.seq = manifest.get("seq")
+    result.removed = copy.remove_gone(manifest["files"])
+    return result
+
+
+# --- the mounted Drive, when the API is out of reach ---------------------------------
+
+
+def _stale_on_mount(folder: Path) -> tuple[dict[str, Any], list[str]]:
+    """The mounted manifest, and the files the mounted folder does not hold as it says."""
+    manifest = _parse_manifest((folder / MANIFEST_PATH).read_bytes())
+    stale = []
+    for rel, want in sorted(manifest["files"].items()):
+        path = _inside(folder, rel)
+        try:
+            fresh = path.stat().st_size == want["size"] and _md5(path) == want["md5"]
+        except OSError:
+            fresh = False
+        if not fresh:
+            stale.append(rel)
+    return manifest, stale
+
+
+def _remount(drive_mount: str) -> None:
+    from google.colab import drive  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+    drive.mount(drive_mount, force_remount=True)
+
+
+def _from_mount(
+    copy: WorkingCopy,
+    mounted: str | None,
+    drive_mount: str,
+    wait_s: float | None,
+    why: str,
+    quiet: bool,
+) -> tuple[Result, dict[str, Any]]:
+    def say(line: str) -> None:
+        if not quiet:
+            print(f"syncd: {line}")
+
+    if not mounted:
+        raise RuntimeError(
+            f"syncd: {why}, and this project has no mounted Drive path to fall back on"
+        )
+    folder = Path(mounted)
+    say(f"{why}; using the mounted Drive at {folder} (it may lag behind Drive)")
+    if wait_s is None:
+        wait_s = float(os.environ.get("SYNCD_COLAB_WAIT_S") or WAIT_S)
+    if not (folder / MANIFEST_PATH).is_file():
+        _remount(drive_mount)
+    manifest, stale = _stale_on_mount(folder)
+    for remounted in (False, True):
+        if remounted and stale:
+            say("remounting Drive once to refresh its cache")
+            _remount(drive_mount)
+            manifest, stale = _stale_on_mount(folder)
+        if stale:
+            say(f"waiting up to {wait_s:g} s for {len(stale)} file(s) to appear on the mount")
+        deadline = time.monotonic() + wait_s
+        while stale and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            manifest, stale = _stale_on_mount(folder)
+        if not stale:
+            break
+    result = Result("mounted", manifest.get("seq"), stale=stale)
+    for rel, want in sorted(manifest["files"].items()):
+        if rel in stale or copy.matches(rel, want):
+            continue
+        dest = _inside(copy.root, rel)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".syncd-dl-", dir=dest.parent)
+        with os.fdopen(fd, "wb") as out, open(_inside(folder, rel), "rb") as src:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        if _md5(Path(tmp)) != want["md5"]:  # changed under us on the mount
+            Path(tmp).unlink()
+            result.stale.append(rel)
+            continue
+        os.replace(tmp, dest)
+        copy.record(rel, want["md5"])
+        result.updated.append(rel)
+    result.removed = copy.remove_gone(manifest["files"])
+    return result, manifest
