@@ -103,7 +103,11 @@ def files_below(fake: FakeDrive, folder: str = "syncd/p", app: str | None = APP)
     found = fake.find(folder, app=app)
     if found is None:
         return {}
-    return {p: md5 for p, md5 in fake.tree(found["id"]).items() if md5 is not None}
+    return {
+        p: md5
+        for p, md5 in fake.tree(found["id"]).items()
+        if md5 is not None and p != ".syncd/manifest.json"  # syncd's own (README: the manifest)
+    }
 
 
 def uploads(fake: FakeDrive) -> list[str]:
