@@ -111,8 +111,13 @@ def files_below(fake: FakeDrive, folder: str = "syncd/p", app: str | None = APP)
 
 
 def uploads(fake: FakeDrive) -> list[str]:
-    """Titles of the content uploads the fake committed (lost answers included), in order."""
-    return [r.title for r in fake.requests if "/upload/" in r.path and r.title is not None]
+    """Titles of the content uploads the fake committed (lost answers included), in order;
+    syncd's manifest (README: the manifest) is not one of the project's files."""
+    return [
+        r.title
+        for r in fake.requests
+        if "/upload/" in r.path and r.title is not None and r.title != "manifest.json"
+    ]
 
 
 SA_EMAIL = "syncd-test@fake-project.iam.gserviceaccount.com"

@@ -14,6 +14,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .manifest import ManifestWriter
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..db.statedb import StateDB
+    from ..remotes.base import Remote
+    from .coalescer import Coalescer
+    from .model import PauseKind
+    from .tracker import StateTracker
 
 
 @dataclass(frozen=True)
@@ -66,3 +78,50 @@ class FlushTickets:
                     return False
                 self._cond.wait(min(left, 0.1))
             return True
+
+
+class FlushingRunner:
+    """The runner's flush half (``MirrorRunner`` inherits it): asking, and answering tickets.
+
+    The runner's loop answers a pending ticket with a light walk (``poll_scan``) and
+    calls ``_covered`` after every walk that ended with everything mirrored.
+    """
+
+    flushes: FlushTickets
+    manifest: ManifestWriter
+    tracker: StateTracker
+    coalescer: Coalescer
+    _wake: threading.Event
+    _pause: PauseKind | None
+    _needs_scan: bool
+
+    def _cancelled(self) -> bool:
+        raise NotImplementedError
+
+    def _init_flushing(self, name: str, root: Path, remote: Remote, db: StateDB) -> None:
+        self.manifest = ManifestWriter(name, root, remote, db)  # written after each batch
+        self.flushes = FlushTickets()
+
+    def flush(self, timeout: float) -> FlushOutcome:
+        """Block until every edit made before this call is on the remote and in the manifest."""
+        ticket = self.flushes.ask()
+        self._wake.set()
+        self.coalescer.wake()
+        done = self.flushes.wait(ticket, timeout, give_up=lambda: self._pause is not None)
+        rec = self.manifest.record
+        t = self.tracker.snapshot()
+        return FlushOutcome(
+            done, rec.seq if rec else None, rec.at if rec else None, t.state.value, t.reason
+        )
+
+    def _covered(self, covers: int, write: bool = False) -> None:
+        """A walk that began after these flushes ended with everything mirrored.
+
+        ``write``: the walk mirrored nothing, so no batch wrote the manifest; make sure
+        the one standing is current (a no-op when it is).
+        """
+        if self._cancelled() or self._needs_scan:
+            return
+        if write:
+            self.manifest.write()
+        self.flushes.covered(covers)

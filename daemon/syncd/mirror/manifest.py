@@ -58,7 +58,7 @@ class ManifestRecord:
     def to_status(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
-            "at": _iso(self.at),
+            "at": datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "path": MANIFEST_PATH,
             "id": self.id,
             "files": self.files,

@@ -26,8 +26,7 @@ from ..remotes.base import Remote
 from ..retry import ENGINE_RECOVERY_REMOTE, ENGINE_RECOVERY_UNEXPECTED
 from .apply import Applier
 from .coalescer import Coalescer
-from .flush import FlushOutcome, FlushTickets
-from .manifest import ManifestWriter
+from .flush import FlushingRunner
 from .model import MirrorStatus, PauseKind, ProjectState
 from .plan import Hold, Planner
 from .tracker import TROUBLE, StateTracker
@@ -39,7 +38,7 @@ POLL_MIN_S = 2.0  # polling (no inotify): a light walk at least this far apart..
 POLL_WORK_SHARE = 0.1  # ...and at most this share of the time spent walking
 
 
-class MirrorRunner:
+class MirrorRunner(FlushingRunner):
     """Mirrors one project folder to one remote; ``run`` is the project's thread."""
 
     def __init__(
@@ -98,8 +97,7 @@ class MirrorRunner:
             beat=self._beat,
             requeue=coalescer.requeue,
         )
-        self.manifest = ManifestWriter(name, root, remote, db)  # after each batch (mirror.manifest)
-        self.flushes = FlushTickets()
+        self._init_flushing(name, root, remote, db)  # the manifest, flush tickets (mirror.flush)
 
     # --- small helpers -------------------------------------------------------
 
@@ -154,18 +152,6 @@ class MirrorRunner:
                 return True
             time.sleep(0.05)
         return False
-
-    def flush(self, timeout: float) -> FlushOutcome:
-        """Block until every edit made before this call is on the remote and in the manifest."""
-        ticket = self.flushes.ask()
-        self._wake.set()
-        self.coalescer.wake()
-        done = self.flushes.wait(ticket, timeout, give_up=lambda: self._pause is not None)
-        rec = self.manifest.record
-        t = self.tracker.snapshot()
-        return FlushOutcome(
-            done, rec.seq if rec else None, rec.at if rec else None, t.state.value, t.reason
-        )
 
     def alive(self, max_silence: float) -> bool:
         """The loop turned recently, or copies are in flight (each bounded by its own timeout)."""
@@ -273,9 +259,8 @@ class MirrorRunner:
         if self._needs_scan:
             self.full_scan()
             return
-        if self.flushes.pending or (
-            self.poll_every is not None and time.monotonic() >= self._next_poll
-        ):
+        poll_due = self.poll_every is not None and time.monotonic() >= self._next_poll
+        if self.flushes.pending or poll_due:
             self.poll_scan()
             return
         batch = self.coalescer.take_ready(timeout=0.5)
@@ -377,14 +362,8 @@ class MirrorRunner:
             self.tracker.set(ProjectState.SYNCING)
             self._mirror(changes.dirty, [(s, d, False) for s, d in changes.moves])
         if covers and self._pause is None:
-            self.manifest.write()  # a no-op when the last batch's manifest stands
-            self._covered(covers)
+            self._covered(covers, write=True)
         self._settle()
-
-    def _covered(self, covers: int) -> None:
-        """A walk that began after these flushes ended with everything mirrored."""
-        if not self._cancelled() and not self._needs_scan:
-            self.flushes.covered(covers)
 
     # --- one batch -----------------------------------------------------------
 

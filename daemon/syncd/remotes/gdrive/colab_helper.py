@@ -71,7 +71,8 @@ class Result:
 
 
 def _client() -> tuple[Any, Callable[[], Any]]:
-    """(service, a factory of per-thread authorized http objects), cached across runs."""
+    """(Drive's ``files`` resource, a factory of per-thread authorized http objects), cached
+    across runs."""
     root = os.environ.get("SYNCD_DRIVE_ENDPOINT") or API_ROOT
     cached = getattr(_CACHE, "client", None)
     if cached is not None and cached[0] == root:
@@ -97,7 +98,8 @@ def _client() -> tuple[Any, Callable[[], Any]]:
     def make_http() -> Any:
         return google_auth_httplib2.AuthorizedHttp(creds, http=build_http())
 
-    service = discovery.build_from_document(doc, http=make_http())
+    # files(): the resource, built once (building it from the document takes ~0.1 s)
+    service = discovery.build_from_document(doc, http=make_http()).files()
     _CACHE.client = (root, service, make_http)
     return service, make_http
 
@@ -117,7 +119,10 @@ def _offline(exc: BaseException) -> str | None:
     return None
 
 
-_local = threading.local()
+# per-thread http objects, kept across re-runs like the client (a fresh one is a new
+# connection: ~0.1 s of a one-file update on loopback)
+_local: threading.local = getattr(_CACHE, "local", None) or threading.local()
+_CACHE.local = _local
 
 
 def _http(make_http: Callable[[], Any]) -> Any:
@@ -128,7 +133,7 @@ def _http(make_http: Callable[[], Any]) -> Any:
 
 
 def _fetch_manifest(service: Any, manifest_id: str) -> dict[str, Any]:
-    data = service.files().get_media(fileId=manifest_id).execute(num_retries=RETRIES)
+    data = service.get_media(fileId=manifest_id).execute(num_retries=RETRIES)
     return _parse_manifest(data)
 
 
@@ -143,7 +148,7 @@ def _download(service: Any, make_http: Callable[[], Any], file_id: str, dest: Pa
     """Write the file's content next to ``dest`` and return its md5 (``dest`` untouched)."""
     from googleapiclient.http import MediaIoBaseDownload
 
-    request = service.files().get_media(fileId=file_id)
+    request = service.get_media(fileId=file_id)
     request.http = _http(make_http)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".syncd-dl-", dir=dest.parent)
@@ -246,9 +251,11 @@ class WorkingCopy:
 def _enter(work: Path, keep: str) -> None:
     """Drop the project's modules (a re-run imports the new code) and work from the copy."""
     root = str(work.resolve())
+    prefixes = (root + os.sep, str(work.absolute()) + os.sep)
     for name, module in list(sys.modules.items()):
         where = getattr(module, "__file__", None)
-        if name != keep and where and os.path.realpath(where).startswith(root + os.sep):
+        # a plain prefix test: resolving every module's path costs ~1 ms each
+        if name != keep and isinstance(where, str) and where.startswith(prefixes):
             del sys.modules[name]
     importlib.invalidate_caches()
     os.chdir(work)
@@ -342,8 +349,11 @@ def _from_api(
                 return rel, False  # gone since this manifest: a newer one says what's there
             return rel, md5 == files[rel]["md5"]
 
-        with ThreadPoolExecutor(min(PARALLEL, max(1, len(wanted)))) as pool:
-            outcomes = list(pool.map(get, wanted))
+        if len(wanted) <= 1:  # the usual re-run after an edit: no threads to start
+            outcomes = [get(rel) for rel in wanted]
+        else:
+            with ThreadPoolExecutor(min(PARALLEL, len(wanted))) as pool:
+                outcomes = list(pool.map(get, wanted))
         mismatched = []
         for rel, ok in outcomes:
             if ok:
