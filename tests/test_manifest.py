@@ -169,3 +169,20 @@ def test_status_block_from_the_state_db(tmp_path: Path) -> None:
     assert manifest_record(db, "p") is None
     db.kv_set("p", STATE_KEY, "not json")
     assert manifest_record(db, "p") is None
+
+
+def test_newest_mtime_is_of_what_the_write_brought_in(rig: Rig) -> None:
+    import os
+
+    old = rig.write("old.py", "o")
+    os.utime(old, (1_000_000_000, 1_000_000_000))
+    rig.write("gone.py", "g")
+    rig.sync()
+    edited = rig.write("new.py", "n")
+    os.utime(edited, (1_700_000_000.5, 1_700_000_000.5))
+    rig.sync()
+    assert manifest_on_target(rig)["newest_mtime"] == 1_700_000_000.5
+    (rig.src / "gone.py").unlink()
+    rig.sync()
+    m = manifest_on_target(rig)
+    assert m["seq"] == 3 and m["newest_mtime"] is None  # only a deletion: no edit to time

@@ -117,18 +117,23 @@ class ManifestWriter:
         self.db = db
         self.commit_of = commit_of
         self.writes = 0  # manifests written by this writer (tests, bench)
+        self._listed: dict[str, dict[str, Any]] | None = None  # what the last write listed
 
     @property
     def record(self) -> ManifestRecord | None:
         return manifest_record(self.db, self.name)
 
     def _listing(self) -> tuple[dict[str, dict[str, Any]], float | None]:
+        """The listing, and the newest modification time among the files new or changed
+        since the last write (all of them after a start; None when files only went away)."""
         files = self.db.files(self.name)
         listing = {
             path: {"size": rec.size, "md5": rec.md5, "id": rec.remote_id or None}
             for path, rec in sorted(files.items())
         }
-        newest = max((rec.mtime_ns for rec in files.values()), default=None)
+        before = self._listed or {}
+        changed = [rec.mtime_ns for p, rec in files.items() if before.get(p) != listing[p]]
+        newest = max(changed, default=None)
         return listing, None if newest is None else newest / 1e9
 
     def write(self) -> ManifestRecord | None:
@@ -141,6 +146,7 @@ class ManifestWriter:
         last = self.record
         digest = hashlib.sha1(json.dumps(listing, sort_keys=True).encode()).hexdigest()
         if last is not None and last.digest == digest:
+            self._listed = listing
             return last
         commit = self.commit_of(self.root)
         now = time.time()
@@ -152,7 +158,8 @@ class ManifestWriter:
             "at": _iso(now),
             "at_epoch": round(now, 3),
             "commit": commit,
-            # the newest file's modification time: the Colab helper's "lag" is at - this
+            # the newest modification time among the files this write brought in (null
+            # when files only went away): the Colab helper's "lag" is at - this
             "newest_mtime": None if newest is None else round(newest, 3),
             "files": listing,
         }
@@ -161,6 +168,7 @@ class ManifestWriter:
         except FileError as exc:
             log.warning("%s: cannot write %s: %s", self.name, MANIFEST_PATH, exc.message)
             return last
+        self._listed = listing
         rec = ManifestRecord(seq, now, entry.id, entry.rev, digest, len(listing), commit)
         self.db.kv_set(self.name, STATE_KEY, json.dumps(asdict(rec)))
         self.writes += 1
