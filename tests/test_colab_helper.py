@@ -213,3 +213,41 @@ def test_a_mount_that_catches_up_while_waited_for_is_used(
     assert tree(work(tmp_path)) == tree(rig.src)
     assert mounts(tmp_path) == []
     assert os.getcwd() == str(work(tmp_path))
+
+
+# --- save(): results up through the API ------------------------------------------------
+
+
+def test_save_puts_outputs_on_drive_at_once_and_skips_what_is_there(
+    rig: Rig, fake: FakeDrive, colab: Any, tmp_path: Path
+) -> None:
+    colab.sync("p", manifest_id(rig), quiet=True)
+    out = work(tmp_path) / "outputs"
+    (out / "ckpt").mkdir(parents=True)
+    (out / "loss.csv").write_text("epoch,loss\n1,0.5\n")
+    (out / "ckpt/model.bin").write_bytes(os.urandom(3000))
+    (out / "it's.txt").write_text("quotes in a title\n")
+    saved = colab.save("outputs/", quiet=True)
+    assert sorted(saved.uploaded) == [
+        "outputs/ckpt/model.bin",
+        "outputs/it's.txt",
+        "outputs/loss.csv",
+    ]
+    for rel in saved.uploaded:
+        item = fake.find(f"syncd/p/{rel}", app=None)
+        assert item is not None and fake.content(item["id"]) == (work(tmp_path) / rel).read_bytes()
+    loss_id = fake.find("syncd/p/outputs/loss.csv", app=None)["id"]
+
+    (out / "loss.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
+    fake.reset_log()
+    again = colab.save("outputs/", quiet=True)
+    assert again.uploaded == ["outputs/loss.csv"] and len(again.unchanged) == 2
+    # one listing per folder (the project's, outputs/, outputs/ckpt/), one update; same id
+    assert len(drive_requests(fake)) == 4, drive_requests(fake)
+    assert fake.find("syncd/p/outputs/loss.csv", app=None)["id"] == loss_id
+    assert fake.duplicates() == []
+
+
+def test_save_before_the_cell_says_so(colab: Any) -> None:
+    with pytest.raises(RuntimeError, match="run the syncd cell first"):
+        colab.save("outputs/")

@@ -46,7 +46,7 @@ if not os.path.exists(_helper):  # first run in this runtime: fetch the helper
 _spec = importlib.util.spec_from_file_location("syncd_colab", _helper)
 syncd_colab = sys.modules["syncd_colab"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(syncd_colab)
-syncd_colab.sync(**SYNCD)
+syncd_colab.sync(**SYNCD)  # later, after training: syncd_colab.save("outputs/")
 """
 
 

@@ -319,6 +319,7 @@ def sync(
     else:
         result = _from_api(copy, service, make_http, manifest_id, manifest)
     copy.save()
+    _CACHE.last = {"project": project, "manifest_id": manifest_id, "content": str(base)}
     _enter(copy.root, keep=__name__)
     result.message = _summary(manifest, result)
     if not quiet:
@@ -452,3 +453,127 @@ def _from_mount(
         result.updated.append(rel)
     result.removed = copy.remove_gone(manifest["files"])
     return result, manifest
+
+
+# --- save: results up to Drive now ---------------------------------------------------
+
+FOLDER_MIME = "application/vnd.google-apps.folder"
+RESUMABLE_FROM = 8 << 20  # bigger files go up in resumable chunks
+
+
+@dataclass
+class Saved:
+    """What one ``save`` did; ``message`` is the line it printed."""
+
+    uploaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+def _quoted(title: str) -> str:
+    return "'" + title.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _children(service: Any, folder_id: str) -> list[dict[str, Any]]:
+    """Every live item in a Drive folder (one request per 1000)."""
+    items: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = service.list(
+            q=f"{_quoted(folder_id)} in parents and trashed = false",
+            fields="nextPageToken,items(id,title,mimeType,md5Checksum)",
+            maxResults=1000,
+            pageToken=token,
+        ).execute(num_retries=RETRIES)
+        items.extend(page.get("items", []))
+        token = page.get("nextPageToken")
+        if not token:
+            return items
+
+
+def _project_folder(service: Any, manifest_id: str) -> str:
+    """The project's Drive folder: the manifest's folder's parent (cached)."""
+    known: dict[str, str] = getattr(_CACHE, "roots", {})
+    if manifest_id not in known:
+        syncd = service.get(fileId=manifest_id, fields="parents(id)").execute(num_retries=RETRIES)
+        root = service.get(fileId=syncd["parents"][0]["id"], fields="parents(id)").execute(
+            num_retries=RETRIES
+        )
+        known[manifest_id] = root["parents"][0]["id"]
+        _CACHE.roots = known
+    return known[manifest_id]
+
+
+def save(path: str = "outputs/", *, quiet: bool = False) -> Saved:
+    """Upload ``/content/<project>/<path>`` to the same place in the project's Drive folder now.
+
+    Colab loses writes the mounted Drive has not flushed when a runtime dies; this goes
+    through the API at once.  Files whose md5 Drive already holds are skipped; a file
+    there is updated in place (it keeps its id), a new one is created, folders as needed.
+    Run the cell (``sync``) first: it says which project this is.
+    """
+    from googleapiclient.http import MediaFileUpload
+
+    last = getattr(_CACHE, "last", None)
+    if last is None:
+        raise RuntimeError("syncd: run the syncd cell first (it says which project to save to)")
+    root = Path(last["content"]) / last["project"]
+    rel_top = path.strip("/")
+    top = _inside(root, rel_top) if rel_top else root
+    if not top.exists():
+        raise FileNotFoundError(f"syncd: nothing to save: {top} does not exist")
+    try:
+        service, _ = _client()
+        folder_ids = {"": _project_folder(service, last["manifest_id"])}
+    except ApiUnavailable as exc:
+        raise RuntimeError(
+            f"syncd: {exc}; without the Drive API, call google.colab.drive.flush_and_unmount()"
+        ) from exc
+    listings: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def folder(rel: str) -> str:
+        """The Drive folder at ``rel`` (made if missing), and its listing, cached."""
+        if rel not in folder_ids:
+            parent_rel, _, name = rel.rpartition("/")
+            parent = folder(parent_rel)
+            found = listings[parent_rel].get(name)
+            if found is None or found["mimeType"] != FOLDER_MIME:
+                body = {"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent}]}
+                found = service.insert(body=body, fields="id,title,mimeType").execute(
+                    num_retries=RETRIES
+                )
+                listings[parent_rel][name] = found
+                listings[rel] = {}
+            folder_ids[rel] = found["id"]
+        if rel not in listings:
+            listings[rel] = {i["title"]: i for i in _children(service, folder_ids[rel])}
+        return folder_ids[rel]
+
+    done = Saved()
+    files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+    for file in files:
+        rel = file.relative_to(root).as_posix()
+        parent_rel, _, name = rel.rpartition("/")
+        parent = folder(parent_rel)
+        there = listings[parent_rel].get(name)
+        if there is not None and there.get("md5Checksum") == _md5(file):
+            done.unchanged.append(rel)
+            continue
+        media = MediaFileUpload(
+            str(file), resumable=file.stat().st_size >= RESUMABLE_FROM, chunksize=CHUNK
+        )
+        if there is not None and there["mimeType"] != FOLDER_MIME:
+            request = service.update(fileId=there["id"], body={}, media_body=media)
+        else:
+            body = {"title": name, "parents": [{"id": parent}]}
+            request = service.insert(body=body, media_body=media)
+        item = request.execute(num_retries=RETRIES)
+        listings[parent_rel][name] = item
+        done.uploaded.append(rel)
+    done.message = (
+        f"saved {len(done.uploaded)} file(s) of {rel_top or '.'}/ to Drive"
+        f" ({len(done.unchanged)} already there)"
+    )
+    if not quiet:
+        print(done.message)
+    return done
