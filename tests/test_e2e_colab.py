@@ -80,6 +80,7 @@ def test_flush_returns_only_once_the_edit_is_on_a_slow_drive(
     assert status["manifest"]["seq"] == m["seq"]
     assert status["manifest"]["id"] == fake.find(f"syncd/p/{MANIFEST_PATH}")["id"]
     assert status["manifest"]["at"] == m["at"][:19] + "Z" or status["manifest"]["at"] == m["at"]
+    assert f"manifest {m['seq']}, written " in run_cli("status", "-c", str(cfg)).stdout
     human = run_cli("flush", "-c", str(cfg))
     assert human.returncode == 0 and human.stdout.startswith(
         f"p: every edit is on gdrive:/syncd/p; manifest {m['seq']} ("
