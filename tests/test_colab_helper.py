@@ -158,6 +158,11 @@ def test_a_download_that_does_not_match_the_manifest_is_not_installed(
     assert not list(work(tmp_path).glob("*.syncd-new"))
 
 
+def test_a_manifest_id_drive_does_not_know_is_one_sentence(rig: Rig, colab: Any) -> None:
+    with pytest.raises(colab.ManifestMissing, match="run `syncd colab PROJECT`"):
+        colab.sync("p", "no-such-id", quiet=True)
+
+
 # --- the mounted Drive, when the API is out of reach ----------------------------------
 
 

@@ -132,8 +132,22 @@ def _http(make_http: Callable[[], Any]) -> Any:
     return _local.http
 
 
+class ManifestMissing(RuntimeError):
+    """The cell's manifest id is not (or no longer) a file this account can read."""
+
+
 def _fetch_manifest(service: Any, manifest_id: str) -> dict[str, Any]:
-    data = service.get_media(fileId=manifest_id).execute(num_retries=RETRIES)
+    from googleapiclient.errors import HttpError
+
+    try:
+        data = service.get_media(fileId=manifest_id).execute(num_retries=RETRIES)
+    except HttpError as exc:
+        if exc.resp.status != 404:
+            raise
+        raise ManifestMissing(
+            f"syncd: the manifest {manifest_id} is not on Drive (deleted, or another "
+            "account?); run `syncd colab PROJECT` on your machine for a new cell"
+        ) from None
     return _parse_manifest(data)
 
 
