@@ -98,8 +98,11 @@ class FlushingRunner:
     def _cancelled(self) -> bool:
         raise NotImplementedError
 
+    def _beat(self) -> None:
+        raise NotImplementedError
+
     def _init_flushing(self, name: str, root: Path, remote: Remote, db: StateDB) -> None:
-        self.manifest = ManifestWriter(name, root, remote, db)  # written after each batch
+        self.manifest = ManifestWriter(name, root, remote, db, beat=self._beat)  # each batch
         self.flushes = FlushTickets()
 
     def flush(self, timeout: float) -> FlushOutcome:

@@ -110,14 +110,16 @@ class ManifestWriter:
         remote: Remote,
         db: StateDB,
         commit_of: Callable[[Path], str | None] = head_commit,
+        beat: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name
         self.root = root
         self.remote = remote
         self.db = db
         self.commit_of = commit_of
+        self.beat = beat  # the runner's heartbeat: a big project's manifest takes a while
         self.writes = 0  # manifests written by this writer (tests, bench)
-        self._listed: dict[str, dict[str, Any]] | None = None  # what the last write listed
+        self._listed: dict[str, str] | None = None  # path → md5 the last write listed
 
     @property
     def record(self) -> ManifestRecord | None:
@@ -127,13 +129,16 @@ class ManifestWriter:
         """The listing, and the newest modification time among the files new or changed
         since the last write (all of them after a start; None when files only went away)."""
         files = self.db.files(self.name)
-        listing = {
-            path: {"size": rec.size, "md5": rec.md5, "id": rec.remote_id or None}
-            for path, rec in sorted(files.items())
-        }
         before = self._listed or {}
-        changed = [rec.mtime_ns for p, rec in files.items() if before.get(p) != listing[p]]
-        newest = max(changed, default=None)
+        listing: dict[str, dict[str, Any]] = {}
+        newest: int | None = None
+        for n, path in enumerate(sorted(files)):
+            if n % 2000 == 0:
+                self.beat()
+            rec = files[path]
+            listing[path] = {"size": rec.size, "md5": rec.md5, "id": rec.remote_id or None}
+            if before.get(path) != rec.md5 and (newest is None or rec.mtime_ns > newest):
+                newest = rec.mtime_ns
         return listing, None if newest is None else newest / 1e9
 
     def write(self) -> ManifestRecord | None:
@@ -144,9 +149,12 @@ class ManifestWriter:
         """
         listing, newest = self._listing()
         last = self.record
-        digest = hashlib.sha1(json.dumps(listing, sort_keys=True).encode()).hexdigest()
+        # Serialized once, compact (a 30,000-file listing is ~2 MB): the digest and the body.
+        files_json = json.dumps(listing, separators=(",", ":"))
+        digest = hashlib.sha1(files_json.encode()).hexdigest()
+        self.beat()
         if last is not None and last.digest == digest:
-            self._listed = listing
+            self._listed = {p: f["md5"] for p, f in listing.items()}
             return last
         commit = self.commit_of(self.root)
         now = time.time()
@@ -161,14 +169,16 @@ class ManifestWriter:
             # the newest modification time among the files this write brought in (null
             # when files only went away): the Colab helper's "lag" is at - this
             "newest_mtime": None if newest is None else round(newest, 3),
-            "files": listing,
         }
+        data = (json.dumps(body)[:-1] + ', "files": ' + files_json + "}\n").encode()
         try:
-            entry = self._upload(json.dumps(body, indent=1).encode(), last)
+            entry = self._upload(data, last)
         except FileError as exc:
             log.warning("%s: cannot write %s: %s", self.name, MANIFEST_PATH, exc.message)
             return last
-        self._listed = listing
+        finally:
+            self.beat()
+        self._listed = {p: f["md5"] for p, f in listing.items()}
         rec = ManifestRecord(seq, now, entry.id, entry.rev, digest, len(listing), commit)
         self.db.kv_set(self.name, STATE_KEY, json.dumps(asdict(rec)))
         self.writes += 1
