@@ -75,6 +75,8 @@ def tree(root: Path, skip: tuple[str, ...] = (".syncd-trash",)) -> dict[str, str
             full = Path(dirpath) / name
             if full.is_symlink() or name.startswith(".syncd-tmp-"):
                 continue
+            if rel_dir == ".syncd" and name == "manifest.json":
+                continue  # syncd's own file on the target (README, "The manifest")
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             out[rel] = md5(full)
     return out

@@ -103,12 +103,21 @@ def files_below(fake: FakeDrive, folder: str = "syncd/p", app: str | None = APP)
     found = fake.find(folder, app=app)
     if found is None:
         return {}
-    return {p: md5 for p, md5 in fake.tree(found["id"]).items() if md5 is not None}
+    return {
+        p: md5
+        for p, md5 in fake.tree(found["id"]).items()
+        if md5 is not None and p != ".syncd/manifest.json"  # syncd's own (README: the manifest)
+    }
 
 
 def uploads(fake: FakeDrive) -> list[str]:
-    """Titles of the content uploads the fake committed (lost answers included), in order."""
-    return [r.title for r in fake.requests if "/upload/" in r.path and r.title is not None]
+    """Titles of the content uploads the fake committed (lost answers included), in order;
+    syncd's manifest (README: the manifest) is not one of the project's files."""
+    return [
+        r.title
+        for r in fake.requests
+        if "/upload/" in r.path and r.title is not None and r.title != "manifest.json"
+    ]
 
 
 SA_EMAIL = "syncd-test@fake-project.iam.gserviceaccount.com"

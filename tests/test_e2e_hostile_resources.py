@@ -97,6 +97,8 @@ def test_staging_disk_full_fails_clearly_and_the_mirror_goes_on(
         assert list(small.iterdir()) == [], f"left in staging: {list(small.rglob('*'))[:5]}"
         (src / "after.py").write_text("mirrored after the failed snapshot\n")
         wait_for(lambda: (dst / "after.py").exists(), what="the mirror goes on")
+        # the file lands before its batch ends (the target's manifest is written after it)
+        wait_for(lambda: (d.status() or {"projects": [{}]})["projects"][0].get("state") == "idle")
         st = d.status()
         assert st is not None and st["projects"][0]["state"] == "idle"
         assert d.stop() == 0

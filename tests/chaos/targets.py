@@ -19,6 +19,8 @@ from tests.fakes.drive_server import FOLDER_MIME, FakeDrive
 
 TRASH = ".syncd-trash"
 TMP_PREFIX = ".syncd-tmp-"
+# syncd's own file on every target (README, "The manifest"): not a mirrored file
+MANIFEST = ".syncd/manifest.json"
 REMOTES = ["local", "gdrive"]
 
 
@@ -48,6 +50,11 @@ def md5_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _manifest_only(folder: Path) -> bool:
+    """The ``.syncd`` folder syncd made on the target for its manifest alone."""
+    return folder.name == ".syncd" and os.listdir(folder) == ["manifest.json"]
+
+
 class LocalTarget:
     """A ``local:`` target folder (the README: deletions go to ``.syncd-trash/``)."""
 
@@ -75,7 +82,7 @@ class LocalTarget:
             return {}
         out = {}
         for rel, full in self._files(self.root).items():
-            if rel.split("/")[0] == TRASH or full.name.startswith(TMP_PREFIX):
+            if rel.split("/")[0] == TRASH or full.name.startswith(TMP_PREFIX) or rel == MANIFEST:
                 continue
             try:
                 out[rel] = md5_file(full)
@@ -89,7 +96,7 @@ class LocalTarget:
             rel = os.path.relpath(dirpath, self.root)
             for d in dirs:
                 path = d if rel == "." else f"{rel}/{d}"
-                if path.split("/")[0] != TRASH:
+                if path.split("/")[0] != TRASH and not _manifest_only(self.root / path):
                     out.add(path)
         return out
 
@@ -166,12 +173,18 @@ class DriveTarget:
     def live(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for path, item in self._walk():
-            if item["mimeType"] != FOLDER_MIME:
+            if item["mimeType"] != FOLDER_MIME and path != MANIFEST:
                 out[path] = item.get("md5Checksum", "")
         return out
 
     def live_dirs(self) -> set[str]:
-        return {p for p, item in self._walk() if item["mimeType"] == FOLDER_MIME}
+        walked = self._walk()
+        own = {p for p, _ in walked if p.startswith(".syncd/")} == {MANIFEST}
+        return {
+            p
+            for p, item in walked
+            if item["mimeType"] == FOLDER_MIME and not (own and p == ".syncd")
+        }
 
     def _path_of(self, item: dict[str, Any], root: str) -> str | None:
         parts = [item["title"]]

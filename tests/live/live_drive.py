@@ -119,7 +119,7 @@ class LiveDrive:
                 rel = prefix + item["title"]
                 if item["mimeType"] == FOLDER_MIME:
                     stack.append((item["id"], rel + "/"))
-                else:
+                elif rel != ".syncd/manifest.json":  # syncd's own (README: the manifest)
                     out[rel] = item.get("md5Checksum", "")
         return out
 

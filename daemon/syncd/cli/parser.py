@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from .. import __version__
+from .commands_colab import cmd_colab, cmd_flush
 from .commands_daemon import (
     cmd_pause,
     cmd_reload,
@@ -41,6 +42,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 < S < 86400)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="drive: use a service account key (Shared Drives only)",
     )
     add("doctor", cmd_doctor, "check config, credentials, inotify limits, clock and disk")
+    # --- the target's manifest (cli/commands_colab.py) ---
+    p = add("flush", cmd_flush, "return once every edit made before it is on the target")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument(
+        "--timeout", type=_seconds, metavar="S", help="give up after S seconds (default 60)"
+    )
+    p.add_argument("--json", action="store_true")
+    p = add("colab", cmd_colab, "print the Colab cell that keeps /content/PROJECT fresh")
+    p.add_argument("project", nargs="?", metavar="PROJECT")
+    p.add_argument(
+        "--timeout", type=_seconds, metavar="S", help="wait this long for the upload (default 60)"
+    )
     p = add("sync", cmd_sync, "reconcile now; --once mirrors without a daemon and exits")
     p.add_argument("project", nargs="?", metavar="PROJECT")
     p.add_argument("--once", action="store_true", help="one-shot mirror, no daemon (cron)")

@@ -64,6 +64,9 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
                 lines.append(f"           {m['conflicts']} conflict copies kept on the target")
             if m["last_error"] and m["last_error"] != p.get("reason"):
                 lines.append(f"           last error: {m['last_error']}")
+            mf = p.get("manifest")
+            if mf:  # the target's manifest (syncd flush, syncd colab)
+                lines.append(f"           manifest {mf['seq']}, written {_ago(mf['at'], now)}")
         s = p.get("snapshot")
         if s:
             version = f"v{s['last_version']}" if s.get("last_version") else "no version yet"

@@ -30,6 +30,9 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     # Editor swap/backup files; 4913 is the file vim creates to test that it can write.
     *("*.swp", "*.swo", "*~", ".#*", r"\#*#", "4913", "*.kate-swp"),
     *(".mypy_cache/", ".pytest_cache/", ".ruff_cache/", ".venv/", "venv/", ".syncd-trash/"),
+    # syncd writes this one on the target itself (mirror.manifest): a local file of that
+    # name must not be mirrored over it
+    "/.syncd/manifest.json",
 )
 SECRET_PATTERNS: tuple[str, ...] = (
     *("kaggle.json", "client_secrets*.json", "drive-credentials.json", "credentials.json"),

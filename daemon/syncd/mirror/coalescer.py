@@ -98,6 +98,7 @@ class Coalescer:
         self._last_event = float("-inf")  # the project's latest event: the quiet window's start
         self._awaiting: set[str] = set()  # found gone by the engine; their event is on its way
         self._cond = threading.Condition()
+        self._woken = False  # wake() ends the current take_ready wait
 
     def __len__(self) -> int:
         with self._cond:
@@ -192,7 +193,9 @@ class Coalescer:
             self._cond.notify_all()
 
     def wake(self) -> None:
+        """End a ``take_ready`` wait now (a flush, a resume or a stop is waiting on the runner)."""
         with self._cond:
+            self._woken = True
             self._cond.notify_all()
 
     def _check_overflow(self) -> None:
@@ -230,7 +233,8 @@ class Coalescer:
             while True:
                 now = self._clock()
                 batch = self._take(now)
-                if batch or now >= deadline:
+                if batch or now >= deadline or self._woken:
+                    self._woken = False
                     return batch
                 due = self._next_due(now)
                 until = deadline if due is None else min(due, deadline)

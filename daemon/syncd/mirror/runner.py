@@ -1,13 +1,12 @@
 """One project's mirror thread: the loop, pause/resume/stop, recovery and the heartbeat.
 
-Every batch is reconciled against the disk and the index, never replayed from
-events: the planner turns changed paths into a plan, the applier carries it
-out, and the tracker holds the state that ``status`` shows.  The runner only
-decides *when*: a full walk at start, after recovery and on request; settled
-batches from the coalescer in between; a light walk every few seconds where
-the folder cannot be watched (``poll_every``).  After the remote failed as a
-whole it waits (``retry.ENGINE_RECOVERY_REMOTE``) and starts again with a
-full walk — whatever happened meanwhile, the walk finds it.
+Every batch is reconciled against the disk and the index, never replayed from events: the
+planner turns changed paths into a plan, the applier carries it out, and the tracker holds the
+state that ``status`` shows. The runner only decides *when*: a full walk at start, after
+recovery and on request; settled batches from the coalescer in between; a light walk every few
+seconds where the folder cannot be watched (``poll_every``). After the remote failed as a whole
+it waits (``retry.ENGINE_RECOVERY_REMOTE``) and starts again with a full walk — whatever
+happened meanwhile, the walk finds it.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from ..remotes.base import Remote
 from ..retry import ENGINE_RECOVERY_REMOTE, ENGINE_RECOVERY_UNEXPECTED
 from .apply import Applier
 from .coalescer import Coalescer, Pending
+from .flush import FlushingRunner
 from .model import MirrorStatus, PauseKind, ProjectState
 from .overtaken import hold_overtaken
 from .plan import Hold, Planner
@@ -38,7 +38,7 @@ POLL_MIN_S = 2.0  # polling (no inotify): a light walk at least this far apart..
 POLL_WORK_SHARE = 0.1  # ...and at most this share of the time spent walking
 
 
-class MirrorRunner:
+class MirrorRunner(FlushingRunner):
     """Mirrors one project folder to one remote; ``run`` is the project's thread."""
 
     def __init__(
@@ -77,13 +77,9 @@ class MirrorRunner:
         self._next_root_check = 0.0
         rec = db.project(name)
         self._pause = PauseKind(rec.paused) if rec.paused else None
-        self.tracker = StateTracker(
-            name,
-            log,
-            self._persist,
-            ProjectState.PAUSED if self._pause else ProjectState.STARTING,
-            rec.pause_reason if self._pause else None,
-        )
+        initial = ProjectState.PAUSED if self._pause else ProjectState.STARTING
+        reason = rec.pause_reason if self._pause else None
+        self.tracker = StateTracker(name, log, self._persist, initial, reason)
         self.planner = Planner(name, root, rules, db, self.tracker, self._beat)
         self.applier = Applier(
             name,
@@ -97,8 +93,7 @@ class MirrorRunner:
             beat=self._beat,
             requeue=coalescer.requeue,
         )
-
-    # --- small helpers -------------------------------------------------------
+        self._init_flushing(name, root, remote, db)  # the manifest, flush tickets (mirror.flush)
 
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()
@@ -258,7 +253,8 @@ class MirrorRunner:
         if self._needs_scan:
             self.full_scan()
             return
-        if self.poll_every is not None and time.monotonic() >= self._next_poll:
+        poll_due = self.poll_every is not None and time.monotonic() >= self._next_poll
+        if self.flushes.pending or poll_due:
             self.poll_scan()
             return
         batch = self.coalescer.take_ready(timeout=0.5)
@@ -306,11 +302,10 @@ class MirrorRunner:
                 self.on_root_replaced()
             self._needs_scan = True
 
-    # --- scans ---------------------------------------------------------------
-
     def full_scan(self) -> None:
         """Walk the folder and the remote, and mirror every difference."""
         self._needs_scan = False
+        covers = self.flushes.begin()
         recovering = self.tracker.state in TROUBLE
         if not recovering:
             self.tracker.set(ProjectState.SCANNING)
@@ -344,9 +339,11 @@ class MirrorRunner:
         self._mirror(changes.dirty, [(s, d, False) for s, d in changes.moves])
         if self._pause is None:
             self.tracker.set(ProjectState.IDLE)
+            self._covered(covers)
 
     def poll_scan(self) -> None:
-        """A light walk (no remote listing) where events cannot be had."""
+        """A light walk (no remote listing) where events cannot be had, or for a flush."""
+        covers = self.flushes.begin() if self.flushes.pending else 0
         started = time.monotonic()
         changes = self.planner.scan()
         took = time.monotonic() - started
@@ -356,9 +353,9 @@ class MirrorRunner:
         if changes.dirty:
             self.tracker.set(ProjectState.SYNCING)
             self._mirror(changes.dirty, [(s, d, False) for s, d in changes.moves])
+        if covers and self._pause is None:
+            self._covered(covers, write=True)
         self._settle()
-
-    # --- one batch -----------------------------------------------------------
 
     def _hold(self, hold: Hold | None) -> bool:
         if hold is None:
@@ -389,6 +386,8 @@ class MirrorRunner:
             self.applier.deletes(plan.clears)  # what stands in the way goes first
             self.applier.uploads(plan.uploads)
             self.applier.deletes(plan.deletes)
+            if not self._cancelled():
+                self.manifest.write()  # after the batch's files, one request (mirror.manifest)
         except RemoteError:
             # Put everything back; the scan after recovery re-derives the rest.
             self.coalescer.requeue(sorted(dirty))

@@ -23,6 +23,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import SyncdError, UsageError
+from ..mirror.flush import FlushOutcome
+from ..mirror.manifest import manifest_record
 from ..mirror.model import MirrorStatus, PauseKind
 from .status import project_status
 
@@ -47,6 +49,8 @@ class MirrorControl(Protocol):
     def request_scan(self) -> None: ...
 
     def status(self) -> MirrorStatus: ...
+
+    def flush(self, timeout: float) -> FlushOutcome: ...
 
 
 class ControlHost(Protocol):
@@ -147,10 +151,15 @@ class Controller:
                 self.host.mirror_status(pc.name),
                 self.host.snapshot_block(pc.name),
                 runs=self.host.runs_block(pc.name),
+                manifest=self._manifest_block(pc),
             )
             for pc in self._projects(project)
         ]
         return {**self.host.status_header(), "projects": projects}
+
+    def _manifest_block(self, pc: ProjectConfig) -> dict[str, Any] | None:
+        rec = manifest_record(self.host.db, pc.name) if pc.mirror is not None else None
+        return rec.to_status() if rec is not None else None
 
     def pause(self, project: str | None = None) -> dict[str, Any]:
         """Stop uploading; edits keep being recorded.  Survives restarts."""
@@ -181,6 +190,25 @@ class Controller:
         """Reconcile now: the daemon schedules a full walk; in-process it walks here and now."""
         names = [pc.name for pc in self._mirrored(project, "sync")]
         return self.host.reconcile(names, confirm_deletes)
+
+    def flush(self, project: str | None = None, wait: float | None = None) -> dict[str, Any]:
+        """Return once every edit made before the call is on the target and in its manifest."""
+        from . import colab
+
+        projects = self._mirrored(project, "flush")
+        return colab.flush(self.host, projects, colab.FLUSH_TIMEOUT_S if wait is None else wait)
+
+    def colab(self, project: str | None = None, wait: float | None = None) -> dict[str, Any]:
+        """Put the Colab helper on Drive with the manifest; what the printed cell needs."""
+        from . import colab
+
+        candidates = self._mirrored(project, "open in Colab")
+        drive = [pc for pc in candidates if pc.mirror and pc.mirror.to.kind == "gdrive"]
+        if project is None and len(drive) != 1:
+            names = ", ".join(pc.name for pc in drive) or "none mirrors to gdrive:"
+            raise UsageError(f"name the project: `syncd colab PROJECT` ({names})")
+        pc = candidates[0] if project is not None else drive[0]
+        return colab.colab(self.host, pc, colab.FLUSH_TIMEOUT_S if wait is None else wait)
 
     def snapshot(
         self,

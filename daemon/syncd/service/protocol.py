@@ -22,6 +22,7 @@ from .ipc import DaemonNotAnswering, DaemonNotRunning, request, socket_path
 
 QUICK_TIMEOUT_S = 10.0  # status, pause, resume, sync, stop: the daemon answers in milliseconds
 SNAPSHOT_TIMEOUT_S = 7200.0  # a snapshot through the daemon answers when Kaggle is done
+FLUSH_TIMEOUT_S = 60.0  # flush/colab without a `wait`: the daemon's own default (service.colab)
 
 
 def quick_timeout() -> float:
@@ -59,6 +60,17 @@ COMMANDS: dict[str, Command] = {
         lambda: SNAPSHOT_TIMEOUT_S,
     ),
     "snapshots": Command({"project": OPTIONAL_TEXT}, lambda c, a: c.history(**a)),
+    # The CLI waits `wait` + a quick timeout (cli/commands_colab.py); `wait` is seconds.
+    "flush": Command(
+        {"project": OPTIONAL_TEXT, "wait": OPTIONAL_NUMBER},
+        lambda c, a: c.flush(**a),
+        lambda: FLUSH_TIMEOUT_S + quick_timeout(),
+    ),
+    "colab": Command(
+        {"project": OPTIONAL_TEXT, "wait": OPTIONAL_NUMBER},
+        lambda c, a: c.colab(**a),
+        lambda: FLUSH_TIMEOUT_S + quick_timeout(),
+    ),
     "train": Command(
         {
             "project": OPTIONAL_TEXT,

@@ -32,6 +32,7 @@ def project_status(
     mirror: MirrorStatus | None,
     snapshot: dict[str, Any] | None = None,
     runs: list[dict[str, Any]] | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     state = mirror.state.value if mirror else ProjectState.IDLE.value
     return {
@@ -53,7 +54,7 @@ def project_status(
             "watch": mirror.watch,
         },
         "snapshot": snapshot,
-        "manifest": None,  # the Drive manifest (`syncd flush`, `syncd colab`): not built yet
+        "manifest": manifest,  # the target's manifest (mirror.manifest), null before the first
         # Kaggle kernel runs (train/): null for a project without a `train:` section.
         "runs": runs if runs is not None else ([] if pc.train is not None else None),
     }

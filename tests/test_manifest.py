@@ -1,0 +1,188 @@
+"""The target's manifest (`.syncd/manifest.json`, mirror.manifest), on every target.
+
+The runner runs in-process through full scans (as in test_mirror); what is checked
+is what the target holds, read without syncd's help, and on the fake Drive the
+requests that wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd.db.statedb import StateDB
+from syncd.mirror.manifest import MANIFEST_PATH, STATE_KEY, manifest_record
+from tests.fakes.drive_server import FakeDrive
+from tests.mirror_support import TARGETS, Rig
+
+from .conftest import md5
+
+
+@pytest.fixture(params=TARGETS)
+def rig(request: pytest.FixtureRequest, tmp_path: Path, home: Path) -> Iterator[Rig]:
+    if request.param == "local":
+        r = Rig(tmp_path, "local")
+        yield r
+        r.close()
+        return
+    with FakeDrive() as fake:
+        r = Rig(tmp_path, request.param, fake)
+        yield r
+        r.close()
+        assert fake.internal_errors == []
+        assert fake.duplicates() == [], "two live items with one title in one folder"
+
+
+def manifest_on_target(rig: Rig) -> dict:
+    """The manifest as the target holds it (read from the fake or the folder, not from syncd)."""
+    if rig.kind == "local":
+        return json.loads((rig.dst / MANIFEST_PATH).read_bytes())
+    assert rig.fake is not None
+    item = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+    assert item is not None, "no manifest on the fake Drive"
+    return json.loads(rig.fake.content(item["id"]))
+
+
+def target_ids(rig: Rig) -> dict[str, str]:
+    if rig.kind == "local":
+        return {p: p for p in rig.target.live()}
+    assert rig.fake is not None
+    return {p: str(rig.target.ident(p)) for p in rig.target.live()}
+
+
+def manifest_writes(rig: Rig) -> int:
+    """Requests that wrote the manifest (Drive: inserts or updates of manifest.json)."""
+    assert rig.fake is not None
+    return sum(1 for r in rig.fake.requests if r.title == "manifest.json")
+
+
+def test_manifest_lists_exactly_the_mirrored_files(rig: Rig) -> None:
+    rig.write("train.py", "print('hi')\n")
+    rig.write("models/net.py", "x = 1\n")
+    rig.write("ignored.pyc", b"\0")
+    rig.sync()
+    m = manifest_on_target(rig)
+    assert m["seq"] == 1 and m["project"] == "p" and m["at"].endswith("Z")
+    files = m["files"]
+    assert set(files) == {"train.py", "models/net.py"} == set(rig.target.live())
+    ids = target_ids(rig)
+    for path, f in files.items():
+        assert f["md5"] == md5(rig.src / path)
+        assert f["size"] == (rig.src / path).stat().st_size
+        assert f["id"] == ids[path]
+    rec = manifest_record(rig.db, "p")
+    assert rec is not None and rec.seq == 1 and rec.files == 2
+
+
+def test_a_50_file_batch_costs_one_manifest_request_and_keeps_the_id(rig: Rig) -> None:
+    if rig.fake is None:
+        pytest.skip("requests are counted on the fake Drive")
+    rig.fake.set_write_limit(None)
+    rig.write("a.py", "a")
+    rig.sync()
+    first = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+    assert first is not None
+    rig.fake.reset_log()
+    for i in range(50):
+        rig.write(f"pkg/m{i}.py", f"v = {i}\n")
+    rig.sync()
+    assert manifest_writes(rig) == 1
+    after = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+    assert after is not None and after["id"] == first["id"]
+    m = manifest_on_target(rig)
+    assert m["seq"] == 2 and len(m["files"]) == 51
+
+
+def test_nothing_changed_writes_nothing(rig: Rig) -> None:
+    rig.write("a.py", "a")
+    rig.sync()
+    before = manifest_on_target(rig)
+    if rig.fake is not None:
+        rig.fake.reset_log()
+    rig.sync()
+    assert manifest_on_target(rig)["seq"] == before["seq"]
+    if rig.fake is not None:
+        assert manifest_writes(rig) == 0
+
+
+def test_edits_and_deletions_show_in_the_next_manifest(rig: Rig) -> None:
+    rig.write("a.py", "a")
+    rig.write("b.py", "b")
+    rig.sync()
+    rig.write("a.py", "a2")
+    (rig.src / "b.py").unlink()
+    rig.sync()
+    m = manifest_on_target(rig)
+    assert m["seq"] == 2
+    assert set(m["files"]) == {"a.py"}
+    assert m["files"]["a.py"]["md5"] == md5(rig.src / "a.py")
+
+
+def test_the_manifest_is_never_trashed_and_a_local_one_is_not_mirrored(rig: Rig) -> None:
+    rig.write("a.py", "a")
+    rig.write(".syncd/colab.py", "# helper\n")
+    rig.sync()
+    rig.write(MANIFEST_PATH, '{"seq": 999}')  # a local file of that name: ignored
+    (rig.src / ".syncd/colab.py").unlink()  # the local .syncd/ emptied
+    rig.sync()
+    m = manifest_on_target(rig)
+    assert m["seq"] == 2 and set(m["files"]) == {"a.py"}
+    assert MANIFEST_PATH not in rig.target.trashed()
+    assert set(rig.target.live()) == {"a.py"}
+
+
+def test_a_lost_state_db_updates_the_manifest_already_there(rig: Rig, tmp_path: Path) -> None:
+    rig.write("a.py", "a")
+    rig.sync()
+    first = target_ids(rig) if rig.fake is None else rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+    rig.db.kv_set("p", STATE_KEY, None)  # as after a state db lost (the index re-adopts files)
+    rig.write("b.py", "b")
+    rig.sync()
+    m = manifest_on_target(rig)
+    assert set(m["files"]) == {"a.py", "b.py"} and m["seq"] == 1
+    if rig.fake is not None:
+        assert first is not None
+        now = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+        assert now is not None and now["id"] == first["id"]
+
+
+def test_git_commit_is_recorded(rig: Rig) -> None:
+    import subprocess
+
+    rig.write("a.py", "a")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@e", "-C", str(rig.src)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "a.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    rig.sync()
+    assert manifest_on_target(rig)["commit"] == head
+
+
+def test_status_block_from_the_state_db(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "s.db")
+    assert manifest_record(db, "p") is None
+    db.kv_set("p", STATE_KEY, "not json")
+    assert manifest_record(db, "p") is None
+
+
+def test_newest_mtime_is_of_what_the_write_brought_in(rig: Rig) -> None:
+    import os
+
+    old = rig.write("old.py", "o")
+    os.utime(old, (1_000_000_000, 1_000_000_000))
+    rig.write("gone.py", "g")
+    rig.sync()
+    edited = rig.write("new.py", "n")
+    os.utime(edited, (1_700_000_000.5, 1_700_000_000.5))
+    rig.sync()
+    assert manifest_on_target(rig)["newest_mtime"] == 1_700_000_000.5
+    (rig.src / "gone.py").unlink()
+    rig.sync()
+    m = manifest_on_target(rig)
+    assert m["seq"] == 3 and m["newest_mtime"] is None  # only a deletion: no edit to time
