@@ -13,15 +13,22 @@ book-keeping) is set up directly, then the folder is removed.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from syncd.config import load_config
+from syncd.db.statedb import StateDB, state_db_path
 from syncd.localfs.ignore import IgnoreRules
 from syncd.mirror.coalescer import Coalescer
+from syncd.service.daemon import Daemon
+from syncd.service.hosts import claim_instance
 from syncd.service.watcher import Watcher, WatchUnavailable
+from tests.conftest import wait_for as conftest_wait
+from tests.conftest import write_config
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 10.0) -> bool:
@@ -74,3 +81,46 @@ def test_a_dead_watchdog_thread_is_reported_and_a_new_watcher_delivers_again(
         assert wait_for(lambda: got.update(sink.take_ready(0.05).dirty) or "new.txt" in got)
     finally:
         again.stop()
+
+
+def test_the_daemon_starts_a_new_watcher_and_mirrors_what_changed_meanwhile(
+    tmp_path: Path, home: Path
+) -> None:
+    """The daemon in-process with a ``local:`` project: after the watchdog thread dies, an
+    edit still reaches the mirror (a new observer, and a rescan for the edits in between)."""
+    src, dst = tmp_path / "p", tmp_path / "p-mirror"
+    (src / "d").mkdir(parents=True)
+    (src / "a.txt").write_text("a\n")
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        [{"name": "p", "path": str(src), "mirror": {"to": f"local:{dst}", "delay": "100ms"}}],
+    )
+    config = load_config(cfg)
+    lock = claim_instance(config.path)
+    db = StateDB(state_db_path(config.path))
+    daemon = Daemon(config, db)
+    daemon.start()
+    loop = threading.Thread(target=daemon.wait, daemon=True)  # the main loop restarts it
+    loop.start()
+    try:
+        conftest_wait(lambda: (dst / "a.txt").exists(), what="the first mirror")
+        old = daemon._watcher
+        assert old is not None
+        rt = daemon.projects["p"]
+        held = watched_paths(old, rt.watch)
+        d = os.fsencode(str(src / "d"))
+        conftest_wait(lambda: d in held, what="the subfolder watched")
+        del held[d]  # what the rename race leaves (see the module docstring)
+        (src / "d").rmdir()
+        (src / "b.txt").write_text("written while no event could arrive\n")
+        conftest_wait(lambda: (dst / "b.txt").exists(), what="b.txt mirrored while idle")
+        assert daemon._watcher is not old
+        assert rt.engine.watch == "inotify"  # events again, not polling
+        (src / "c.txt").write_text("an edit after the restart\n")
+        conftest_wait(lambda: (dst / "c.txt").exists(), what="c.txt mirrored by its event")
+    finally:
+        daemon.request_stop()
+        loop.join(timeout=10)
+        daemon.stop()
+        db.close()
+        lock.release()
