@@ -72,6 +72,7 @@ def figures(remote: str, r: Report) -> list[str]:
     if r.rounds:
         end = r.rounds[-1].final[remote]
         lines.append("  at the end: " + " ".join(f"{k}={getattr(end, k)}" for k in KINDS))
+    lines.append(f"  file watcher restarts (its watchdog thread died): {r.watcher_restarts}")
     ops = ", ".join(f"{k} {v}" for k, v in sorted(r.op_counts.items(), key=lambda kv: -kv[1]))
     lines.append(f"  operations by kind: {ops}")
     return lines

@@ -85,6 +85,7 @@ class Report:
     faults: int = 0
     seconds: float = 0.0
     log_tail: str = ""
+    watcher_restarts: int = 0  # "the file watcher stopped" in the daemon log (watchdog died)
     trace: list[str] = field(default_factory=list)
 
     def totals(self, which: str) -> dict[str, Counts]:
@@ -200,7 +201,9 @@ class ChaosRun:
             self._run(start)
         finally:
             if self.daemon is not None:
-                self.report.log_tail = self.daemon.log[-4000:]
+                log = self.daemon.log
+                self.report.log_tail = log[-4000:]
+                self.report.watcher_restarts = log.count("the file watcher stopped")
                 self.daemon.kill()
             if self.fake is not None:
                 self.report.requests = len(self.fake.requests)
@@ -380,6 +383,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "kills": report.kills,
         "requests": report.requests,
         "faults": report.faults,
+        "watcher_restarts": report.watcher_restarts,
         "seconds": round(report.seconds, 1),
         "quiet_s": report.quiet_times(),
         "ops": report.op_counts,

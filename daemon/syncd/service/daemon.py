@@ -67,6 +67,7 @@ class Daemon:
         self.config_error: str | None = None
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._watcher_dead = threading.Event()  # watchdog's thread died: start a new one
         self._watcher: Watcher | None = None
         self._scheduler = BackgroundScheduler(daemon=True)
         self._notifier = SystemdNotifier()
@@ -207,7 +208,7 @@ class Daemon:
     # --- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
-        self._watcher = Watcher()
+        self._watcher = Watcher(on_dead=lambda _why: self._watcher_dead.set())
         for pc in self.config.projects:
             self._start_project(pc)
             self._start_snapshots(pc)
@@ -289,12 +290,27 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
+            if self._watcher_dead.is_set():
+                self._watcher_dead.clear()
+                self._restart_watcher()
             summary = self._summary()
             if summary != last_status:
                 self._notifier.status(summary)
                 last_status = summary
             if interval and self._engines_alive(interval * 4):
                 self._notifier.watchdog()
+
+    def _restart_watcher(self) -> None:
+        """A new observer for every project, then a full scan of each: what changed while
+        no event could arrive is found by the walk (nothing silently different, #8)."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._watcher = Watcher(on_dead=lambda _why: self._watcher_dead.set())
+        for rt in self.projects.values():
+            with rt.lock:
+                rt.watch = None  # the old observer's watch: gone with it
+            self._rewatch(rt)
+            rt.engine.request_scan()
 
     def _engines_alive(self, max_silence: float) -> bool:
         """Ping systemd's watchdog only while every engine loop still turns."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -208,11 +209,54 @@ def _make_observer() -> BaseObserver:
     return Observer()
 
 
-class Watcher:
-    """One watchdog observer shared by all projects of a daemon (none if inotify failed)."""
+class _ThreadDeaths:
+    """An uncaught exception in one of watchdog's threads, turned into a signal.
+
+    Each observer reads inotify in one thread of its own (watchdog 7's
+    ``InotifyFD``).  watchdog 7.1 can raise in it when watched folders are
+    removed and renamed fast, as a git branch switch does (``KeyError`` in
+    ``InotifyWatchGroup._remove_watch_internally``: the path was already
+    re-keyed; gorakhargosh/watchdog#600 and #701 are earlier forms of this
+    race).  The thread then ends and no event ever arrives again, while every
+    project says idle: the chaos run (issue #8) saw 160-177 paths silently
+    wrong until a `syncd sync`.  The owner of the dying thread's observer is
+    told, so that it can start a new observer and rescan.
+    """
 
     def __init__(self) -> None:
+        self.watchers: list[Watcher] = []
+        self._previous = threading.excepthook
+        self._lock = threading.Lock()
+
+    def hook(self, args: threading.ExceptHookArgs) -> None:
+        with self._lock:
+            owners = [w for w in self.watchers if args.thread in w.threads()]
+        if not owners:
+            self._previous(args)
+            return
+        why = f"the file watcher stopped ({args.exc_type.__name__}: {args.exc_value} in watchdog)"
+        # The traceback only with --debug (the brief: no traceback without it).
+        logging.getLogger("syncd.daemon").debug(
+            "watchdog thread %s died", args.thread, exc_info=args.exc_value
+        )
+        for watcher in owners:
+            watcher.died(why)
+
+
+_deaths = _ThreadDeaths()
+threading.excepthook = _deaths.hook
+
+
+class Watcher:
+    """One watchdog observer shared by all projects of a daemon (none if inotify failed).
+
+    ``on_dead(why)``: called (from the dying thread) if watchdog's threads stop on an
+    error of their own; this watcher delivers nothing any more, and ``watch`` refuses.
+    """
+
+    def __init__(self, on_dead: Callable[[str], None] | None = None) -> None:
         self.problem: str | None = None  # why nothing can be watched, or None
+        self.on_dead = on_dead
         self._observer: BaseObserver | None = None
         try:
             observer = _make_observer()
@@ -225,6 +269,24 @@ class Watcher:
             )
             return
         self._observer = observer
+        with _deaths._lock:
+            _deaths.watchers.append(self)
+
+    def threads(self) -> list[threading.Thread]:
+        """The observer's threads: its dispatcher, its inotify reader, one emitter per watch."""
+        if self._observer is None:
+            return []
+        emitters = list(getattr(self._observer, "emitters", []))
+        reader = getattr(self._observer, "_inotify_fd", None)
+        return [self._observer, *emitters, *([reader] if reader is not None else [])]
+
+    def died(self, why: str) -> None:
+        if self.problem is not None:
+            return  # told once
+        self.problem = why
+        logging.getLogger("syncd.daemon").warning("%s; starting it again and rescanning", why)
+        if self.on_dead is not None:
+            self.on_dead(why)
 
     def watch(
         self,
@@ -235,7 +297,7 @@ class Watcher:
         on_root_gone: Callable[[], None],
     ) -> ObservedWatch:
         """Watch ``root`` recursively; ``WatchUnavailable`` if inotify cannot (see module)."""
-        if self._observer is None:
+        if self._observer is None or self.problem is not None:
             raise WatchUnavailable(self.problem or "inotify is not available")
         handler = _Handler(root, rules, sink, on_rules_changed, on_root_gone)
         try:
@@ -287,6 +349,9 @@ class Watcher:
             pass  # the folder is already gone
 
     def stop(self) -> None:
+        with _deaths._lock:
+            if self in _deaths.watchers:
+                _deaths.watchers.remove(self)
         _overflow.listeners.clear()
         _overflow.expect_overflow()
         if self._observer is not None:
