@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli, tree, wait_for
-from tests.fakes.drive_server import FakeDrive, RecordedRequest
+from tests.fakes.drive_server import APP, FakeDrive, RecordedRequest
 from tests.gdrive_support import files_below
 from tests.test_e2e_gdrive import mirrored, setup
 
@@ -91,6 +91,8 @@ def test_edits_cost_one_request_each(
         (src / f"f{i:02d}.py").write_text(f"# {i} v0\n")
     d = run_daemon(cfg)
     wait_for(lambda: mirrored(fake, src), what="first mirror")
+    wait_for(lambda: fake.find("syncd/p/.syncd/manifest.json", app=APP), what="the manifest")
+    time.sleep(0.3)  # the first batch's manifest write is over
     fake.reset_log()
     for n in range(3):  # single edits, each its own batch
         (src / "f00.py").write_text(f"# single edit {n}\n")
@@ -100,8 +102,14 @@ def test_edits_cost_one_request_each(
     wait_for(lambda: mirrored(fake, src), what="20 edits")
     time.sleep(0.5)  # nothing more should follow
     sent = [(r.method, r.path, r.status) for r in fake.requests]
-    assert len(sent) == 3 + 20, sent  # one upload per edited file, nothing else
-    assert all("/upload/" in p and s == 200 for _, p, s in sent)
+    assert all("/upload/" in p and s == 200 for _, p, s in sent), sent
+    # One upload per edited file; besides them only the manifest, one update per batch
+    # (README, "Colab never runs stale code"): 3 single edits + the checkout = 4 batches.
+    manifest = fake.find("syncd/p/.syncd/manifest.json", app=APP)
+    assert manifest is not None
+    to_manifest = [r for r in sent if r[1].endswith("/" + manifest["id"])]
+    assert len(sent) - len(to_manifest) == 3 + 20, sent
+    assert len(to_manifest) == 4, sent
     assert d.stop() == 0
 
 

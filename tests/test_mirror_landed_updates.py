@@ -86,7 +86,7 @@ def test_an_update_landed_before_a_kill_is_ours_after_restart(rig: Rig, then: st
         assert rec is not None and rec.md5 == md5(rig.src / "src/utils/model10.json")
     # What is left of the intent names only what the index now records (it is removed at
     # the file's next look, or by the trash).
-    left = [json.loads(v) for v in rig.db.kv_items("p", "sent:").values()]
+    left = [json.loads(v) for v in rig.db.kv_items("p", "sent:src/utils/model10.json").values()]
     assert then != "deleted" or left == []
     assert all(i["md5"] == md5(rig.src / "src/utils/model10.json") for i in left)
 
