@@ -186,3 +186,26 @@ def test_newest_mtime_is_of_what_the_write_brought_in(rig: Rig) -> None:
     rig.sync()
     m = manifest_on_target(rig)
     assert m["seq"] == 3 and m["newest_mtime"] is None  # only a deletion: no edit to time
+
+
+def test_a_manifest_changed_behind_syncds_back_is_still_written_over(rig: Rig) -> None:
+    """Its own write that landed without an answer (a kill, a lost response) looks like a
+    change by someone else; the manifest is syncd's alone, so it is written over, in place,
+    and Colab keeps reading fresh ones (a refused write each batch would freeze it)."""
+    rig.write("a.py", "a")
+    rig.sync()
+    if rig.fake is None:
+        (rig.dst / MANIFEST_PATH).write_text('{"seq": 0, "files": {}}\n')
+        first = None
+    else:
+        first = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+        assert first is not None
+        rig.fake.set_content(first["id"], b'{"seq": 0, "files": {}}\n')
+    rig.write("b.py", "b")
+    rig.sync()
+    m = manifest_on_target(rig)
+    assert m["seq"] == 2 and set(m["files"]) == {"a.py", "b.py"}
+    if rig.fake is not None:
+        assert first is not None
+        now = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+        assert now is not None and now["id"] == first["id"]
