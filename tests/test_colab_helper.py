@@ -256,3 +256,23 @@ def test_save_puts_outputs_on_drive_at_once_and_skips_what_is_there(
 def test_save_before_the_cell_says_so(colab: Any) -> None:
     with pytest.raises(RuntimeError, match="run the syncd cell first"):
         colab.save("outputs/")
+
+
+def test_a_same_size_edit_within_the_second_is_not_run_from_stale_bytecode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Python trusts a .pyc whose source has the same size and whole-second mtime: a
+    placed file's cached bytecode goes, so the next import compiles the new code."""
+    import py_compile
+
+    helper = load_helper(monkeypatch, tmp_path)
+    copy = helper.WorkingCopy(tmp_path / "content", "p")
+    module = copy.root / "model.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("VALUE = 1\n")
+    pyc = Path(py_compile.compile(str(module)))
+    stamp = module.stat().st_mtime_ns
+    module.write_text("VALUE = 2\n")  # same size
+    os.utime(module, ns=(stamp, stamp))  # and the same mtime: the stale .pyc would be used
+    copy.record("model.py", "0" * 32)
+    assert not pyc.exists()

@@ -230,8 +230,15 @@ class WorkingCopy:
         return True
 
     def record(self, rel: str, md5: str) -> None:
-        st = _inside(self.root, rel).stat()
+        path = _inside(self.root, rel)
+        st = path.stat()
         self.placed[rel] = {"md5": md5, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        if path.suffix == ".py":
+            # A .pyc is trusted when the source's size and whole-second mtime match: a
+            # same-size edit placed within the second of the last compile would run the
+            # old code.  Dropping the cached bytecode makes the next import compile anew.
+            for pyc in (path.parent / "__pycache__").glob(f"{path.stem}.*.pyc"):
+                pyc.unlink(missing_ok=True)
 
     def install(self, rel: str) -> None:
         """Put a verified download (``NAME.syncd-new``) in place."""
