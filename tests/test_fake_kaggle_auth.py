@@ -25,6 +25,15 @@ def use(fake: FakeKaggle, home: Path, monkeypatch: pytest.MonkeyPatch, kind: str
         monkeypatch.setenv(name, value)
 
 
+def introspections_then(requests: list) -> tuple:
+    """The first introspection and the last request; everything before the last is an
+    introspection (kaggle 2.2.5 introspects once or twice, depending on what the client
+    already set up in this process — the count is the client's, not the service's)."""
+    assert len(requests) >= 2, requests
+    assert all(r.rpc == "IntrospectToken" for r in requests[:-1]), requests
+    return requests[0], requests[-1]
+
+
 @pytest.mark.parametrize("kind", ["env_token", "token_file"])
 def test_an_api_token_is_introspected_then_sent_as_bearer(
     fake: FakeKaggle, kaggle_home: Path, monkeypatch: pytest.MonkeyPatch, kind: str
@@ -44,7 +53,7 @@ def test_an_api_token_is_introspected_then_sent_as_bearer(
 
     assert api.config_values["username"] == USER
     assert api.config_values["auth_method"] == "ACCESS_TOKEN"
-    introspect, status = fake.requests
+    introspect, status = introspections_then(fake.requests)
     assert (introspect.rpc, introspect.auth_scheme, introspect.status) == (
         "IntrospectToken",
         "Bearer",
@@ -101,7 +110,7 @@ def test_a_token_the_client_ignores_is_still_sent_instead_of_the_key(
         with pytest.raises(requests.HTTPError) as caught:
             api.dataset_status(DATASET)
     assert caught.value.response.status_code == 401
-    introspect, status = fake.requests
+    introspect, status = introspections_then(fake.requests)
     expected = 200 if reply == "inactive" else reply
     assert (introspect.rpc, introspect.status) == ("IntrospectToken", expected)
     assert (status.auth_scheme, status.user, status.status) == ("Bearer", None, 401)
