@@ -11,6 +11,7 @@ inode, a Drive id) and ``version`` (what changes when the file is rewritten).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from syncd.config import RemoteAddress
@@ -116,3 +117,19 @@ class Rig:
     def close(self) -> None:
         self.engine.applier.idle()
         self.remote.close()
+
+
+def rig_on(target: str, tmp_path: Path) -> Iterator[Rig]:
+    """A rig on ``target`` (one of TARGETS) for a fixture to yield from; on Drive, the fake
+    must end with no internal error and no two live items of one title in one folder."""
+    if target == "local":
+        r = Rig(tmp_path, "local")
+        yield r
+        r.close()
+        return
+    with FakeDrive() as fake:
+        r = Rig(tmp_path, target, fake)
+        yield r
+        r.close()
+        assert fake.internal_errors == []
+        assert fake.duplicates() == [], "two live items with one title in one folder"

@@ -21,25 +21,14 @@ import pytest
 
 from syncd.mirror.coalescer import Batch, Kind
 from syncd.remotes.base import RemoteEntry
-from tests.fakes.drive_server import FakeDrive
-from tests.mirror_support import TARGETS, Rig
+from tests.mirror_support import TARGETS, Rig, rig_on
 
 from .conftest import md5
 
 
 @pytest.fixture(params=TARGETS)
 def rig(request: pytest.FixtureRequest, tmp_path: Path, home: Path) -> Iterator[Rig]:
-    if request.param == "local":
-        r = Rig(tmp_path, "local")
-        yield r
-        r.close()
-        return
-    with FakeDrive() as fake:
-        r = Rig(tmp_path, request.param, fake)
-        yield r
-        r.close()
-        assert fake.internal_errors == []
-        assert fake.duplicates() == [], "two live items with one title in one folder"
+    yield from rig_on(request.param, tmp_path)
 
 
 def want(rig: Rig) -> dict[str, str]:
