@@ -88,6 +88,8 @@ def test_selection_is_the_mirror_view_narrowed_by_include_exclude_and_reserved(
         "sub/dataset-metadata.json",
         MANIFEST_NAME,
         "run.ckpt",
+        ".syncd/colab.py",
+        "sub/.syncd/kept.py",
     ):
         write(tmp_path, rel)
     os.symlink(tmp_path / "train.py", tmp_path / "link.py")
@@ -107,6 +109,7 @@ def test_selection_is_the_mirror_view_narrowed_by_include_exclude_and_reserved(
 
     assert sorted(everything) == [
         "data/raw/big.bin",
+        "sub/.syncd/kept.py",  # only the project's own .syncd/ is syncd's
         "sub/a.py",
         "sub/dataset-metadata.json",  # only the top-level name is the client's
         "sub/deep/b.bin",
@@ -115,6 +118,7 @@ def test_selection_is_the_mirror_view_narrowed_by_include_exclude_and_reserved(
     ]
     assert sorted(narrowed) == [
         "sub/.cache/x",
+        "sub/.syncd/kept.py",
         "sub/a.py",
         "sub/dataset-metadata.json",
         "sub/deep/b.bin",

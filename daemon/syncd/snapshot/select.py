@@ -19,6 +19,11 @@ from .manifest import DATA_MANIFEST_NAME, MANIFEST_NAME
 
 log = logging.getLogger("syncd.snapshot")
 
+# syncd's own folder in the project (the Colab helper ``.syncd/colab.py`` that
+# ``syncd colab`` writes to be mirrored): tooling for Drive, not the user's code,
+# so it stays out of Kaggle datasets like the manifest does.
+SYNCD_OWN = ("/.syncd/",)
+
 
 class SnapshotSelection:
     """Which files of a project go into its snapshots.
@@ -26,8 +31,9 @@ class SnapshotSelection:
     ``rules`` are the mirror's (shared with the daemon's watcher, so a changed
     .gitignore counts at once); ``include`` keeps only matching paths,
     ``exclude`` and ``extra_exclude`` (patterns of the destination's own) drop
-    paths, and ``reserved`` top-level names are left out with a warning because
-    the destination would silently drop or overwrite them.
+    paths, syncd's own ``.syncd/`` folder is always left out, and ``reserved``
+    top-level names are left out with a warning because the destination would
+    silently drop or overwrite them.
     """
 
     def __init__(
@@ -44,7 +50,7 @@ class SnapshotSelection:
         self.rules = rules
         include = [p for p in include if p.strip()]
         self._include = GitIgnoreSpec.from_lines(include) if include else None
-        self._exclude = GitIgnoreSpec.from_lines([*extra_exclude, *exclude])
+        self._exclude = GitIgnoreSpec.from_lines([*SYNCD_OWN, *extra_exclude, *exclude])
         self._reserved = {MANIFEST_NAME, DATA_MANIFEST_NAME, *reserved}
         self._warned: set[str] = set()
 
