@@ -156,6 +156,14 @@ def test_train_attaches_both_datasets_and_the_script_reads_data_by_relative_path
     assert len(fake.dataset(DATA).versions) == 1
     seen2 = json.loads((root / "runs" / "r2" / "seen.json").read_text())
     assert (seen2["lr"], seen2["labels"]) == ("1e-3", ["id,label", "1,cat"])
+    # `syncd runs` says which data version each run attached, beside the code's.
+    runs = json.loads(cli(cfg, env, "runs", PROJECT, "--json").stdout)
+    assert [(r["snapshot_version"], r["data"]) for r in runs] == [
+        (2, {"dataset": DATA, "version": 1}),
+        (1, {"dataset": DATA, "version": 1}),
+    ]
+    table = cli(cfg, env, "runs", PROJECT).stdout
+    assert "v2+d1" in table and "v1+d1" in table, table
 
     # Data changed after the push but before the session started: the run refuses.
     fake.tamper_mount(DATA, {"data/labels.csv": b"id,label\n1,dog\n"})

@@ -215,13 +215,19 @@ def _outputs(run: dict[str, Any]) -> str:
     return {"pending": "fetching", "none": "none"}.get(out["state"] or "", "-")
 
 
+def _snapshot(run: dict[str, Any]) -> str:
+    """The snapshot column: v7, or v7+d3 when the run also attached data version 3."""
+    data = run.get("data")
+    return f"v{run['snapshot_version']}" + (f"+d{data['version']}" if data else "")
+
+
 def run_table(runs: list[dict[str, Any]]) -> list[str]:
     """``syncd runs``: one line per run, newest first, with the failure under it."""
     head = f"{'run':6} {'project':12} {'snapshot':8} {'accelerator':15} {'state':9} "
     lines = [head + f"{'started (UTC)':20} {'duration':12} outputs"]
     for r in runs:
         lines.append(
-            f"{r['id']:6} {r['project'][:12]:12} {'v' + str(r['snapshot_version']):8} "
+            f"{r['id']:6} {r['project'][:12]:12} {_snapshot(r):8} "
             f"{r['machine_shape'][:15]:15} {r['state']:9} {r['started_at'] or '-':20} "
             f"{_duration(r['duration_s']):12} {_outputs(r)}"
         )

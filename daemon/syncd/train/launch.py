@@ -141,6 +141,8 @@ class Launcher:
             dataset=snap.dataset,
             snapshot_version=snap.version,
             manifest_hash=snap.manifest_hash,
+            data_dataset=snap.data["dataset"] if snap.data else None,
+            data_version=snap.data["version"] if snap.data else None,
             folder="",
             created_at=time.time(),
             message=message,

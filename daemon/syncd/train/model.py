@@ -127,6 +127,9 @@ class RunRecord:
     refused: tuple[str, ...] = ()  # output names refused, each with the reason
     exit_code: int | None = None  # from syncd-run.json
     gpu: str | None = None  # what nvidia-smi saw on Kaggle
+    # With snapshot.data: the data dataset and version attached beside the code's.
+    data_dataset: str | None = None
+    data_version: int | None = None
     notified: bool = False
     kernel_deleted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # room for later fields
@@ -183,6 +186,11 @@ class RunRecord:
             "version": self.version,
             "url": self.url,
             "dataset": self.dataset,
+            "data": (
+                {"dataset": self.data_dataset, "version": self.data_version}
+                if self.data_dataset
+                else None
+            ),
             "command": self.command,
             "message": self.message,
             "git_commit": self.git_commit,
