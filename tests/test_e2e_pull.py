@@ -1,0 +1,100 @@
+"""End-to-end: the return path (``mirror.pull``, issue #13 item 5) with the real daemon.
+
+Someone else (Colab: another app of the same account) writes under ``outputs/``
+of the project's Drive folder on the fake; the real ``syncd run``, with
+``drive.scope: full`` and a 1 s ``pull.interval``, brings it home through the
+changes feed, never uploads it back, keeps local edits as conflict copies and
+moves what Drive deleted into ``<project>/.syncd-trash/``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, wait_for, write_config
+from tests.fakes.drive_server import COLAB, FakeDrive
+from tests.gdrive_support import drive_section, uploads, write_credentials
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fake(home: Path) -> Iterator[FakeDrive]:
+    with FakeDrive() as drive:
+        yield drive
+    assert drive.internal_errors == []
+
+
+def setup(tmp_path: Path, home: Path, fake: FakeDrive, pull: object = None) -> Path:
+    src = tmp_path / "p"
+    src.mkdir(exist_ok=True)
+    (src / "train.py").write_text("print('train')\n")
+    creds = write_credentials(fake, home / ".config/syncd/drive-credentials.json", scope="full")
+    mirror = {
+        "to": "gdrive:/syncd/p",
+        "delay": "100ms",
+        "pull": pull if pull is not None else {"paths": ["outputs/"], "interval": "1s"},
+    }
+    project = {"name": "p", "path": str(src), "mirror": mirror}
+    drive = drive_section(fake, creds, scope="full")
+    return write_config(tmp_path / "c.yaml", [project], drive=drive)
+
+
+def pull_status(cfg: Path) -> dict:
+    answer = json.loads(run_cli("status", "--json", "-c", str(cfg)).stdout)
+    return answer["projects"][0]["pull"]
+
+
+def first_mirror(fake: FakeDrive) -> str:
+    """Waits for train.py on Drive; returns the project folder's id."""
+    wait_for(lambda: fake.find("syncd/p/train.py") is not None, what="the first mirror")
+    folder = fake.find("syncd/p")
+    assert folder is not None
+    return str(folder["id"])
+
+
+def colab_writes(fake: FakeDrive, folder: str, path: str, data: bytes) -> str:
+    return fake.put_file(path, data, parent_id=folder, by=COLAB)
+
+
+def local(src: Path, path: str) -> bytes | None:
+    try:
+        return (src / path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def trashed_copies(src: Path, name: str) -> list[Path]:
+    return sorted((src / ".syncd-trash").rglob(name)) if (src / ".syncd-trash").exists() else []
+
+
+def test_a_file_colab_writes_comes_home_and_is_not_uploaded_back(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    wait_for(lambda: (pull_status(cfg) or {}).get("last_poll"), what="a first poll")
+    colab_writes(fake, folder, "outputs/metrics.json", b'{"acc": 0.9}\n')
+    colab_writes(fake, folder, "outputs/run1/ckpt/model.pt", b"weights v1")  # new subfolders
+    wait_for(lambda: local(src, "outputs/metrics.json") == b'{"acc": 0.9}\n', what="pulled")
+    wait_for(lambda: local(src, "outputs/run1/ckpt/model.pt") == b"weights v1", what="nested")
+    assert not [p.name for p in (src / "outputs").iterdir() if p.name.startswith(".syncd-tmp")]
+    # A moment for the mirror to (wrongly) pick the new files up: it must not.
+    (src / "train.py").write_text("print('train v2')\n")
+    wait_for(lambda: "train.py" in uploads(fake)[1:], what="an unrelated edit mirrored")
+    assert [t for t in uploads(fake) if t in ("metrics.json", "model.pt")] == []
+    assert (
+        fake.tree(folder)["outputs/metrics.json"]
+        == fake.get(fake.find("syncd/p/outputs/metrics.json")["id"])["md5Checksum"]
+    )
+    assert len(fake.children(fake.find("syncd/p/outputs")["id"])) == 2  # no duplicate
+    st = pull_status(cfg)
+    assert st["files_pulled"] == 2 and st["conflicts"] == 0 and st["last_error"] is None
+    assert st["paths"] == ["outputs/"] and st["interval_s"] == 1
+    d.stop()
