@@ -98,3 +98,73 @@ def test_a_file_colab_writes_comes_home_and_is_not_uploaded_back(
     assert st["files_pulled"] == 2 and st["conflicts"] == 0 and st["last_error"] is None
     assert st["paths"] == ["outputs/"] and st["interval_s"] == 1
     d.stop()
+
+
+def test_updates_conflicts_trash_and_deletions(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    (src / "outputs").mkdir()
+    (src / "outputs/d.txt").write_text("mine, never pulled\n")  # Drive will get one too
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    a = colab_writes(fake, folder, "outputs/a.txt", b"a1")
+    b = colab_writes(fake, folder, "outputs/b.txt", b"b1")
+    c = colab_writes(fake, folder, "outputs/c.txt", b"c1")
+    for name, data in (("a.txt", b"a1"), ("b.txt", b"b1"), ("c.txt", b"c1")):
+        wait_for(lambda n=name, v=data: local(src, f"outputs/{n}") == v, what=name)
+
+    fake.set_content(a, b"a2")  # a remote update of a pulled, unedited file: comes down
+    wait_for(lambda: local(src, "outputs/a.txt") == b"a2", what="the update")
+
+    (src / "outputs/a.txt").write_bytes(b"my edit")  # edited here since it was pulled
+    polls = pull_status(cfg)["last_poll"]
+    wait_for(lambda: pull_status(cfg)["last_poll"] != polls, timeout=10, what="another poll")
+    assert local(src, "outputs/a.txt") == b"my edit"  # Drive's file did not change: kept
+    fake.set_content(a, b"a3")  # now it does: the local edit becomes a conflict copy
+    wait_for(lambda: local(src, "outputs/a.txt") == b"a3", what="the remote version")
+    kept = [p for p in (src / "outputs").iterdir() if p.name.startswith("a (conflict ")]
+    assert len(kept) == 1 and kept[0].read_bytes() == b"my edit" and kept[0].suffix == ".txt"
+
+    colab_writes(fake, folder, "outputs/d.txt", b"theirs")  # never pulled and different
+    wait_for(lambda: local(src, "outputs/d.txt") == b"theirs", what="d.txt")
+    kept = [p for p in (src / "outputs").iterdir() if p.name.startswith("d (conflict ")]
+    assert len(kept) == 1 and kept[0].read_text() == "mine, never pulled\n"
+
+    fake.trash(b)  # to Drive's trash: the local copy goes to the local trash
+    fake.delete(c)  # deleted for good: the same
+    wait_for(lambda: local(src, "outputs/b.txt") is None, what="b.txt trashed")
+    wait_for(lambda: local(src, "outputs/c.txt") is None, what="c.txt trashed")
+    assert [p.read_bytes() for p in trashed_copies(src, "b.txt")] == [b"b1"]
+    assert [p.read_bytes() for p in trashed_copies(src, "c.txt")] == [b"c1"]
+    assert trashed_copies(src, "b.txt")[0].relative_to(src).parts[2:] == ("outputs", "b.txt")
+
+    st = pull_status(cfg)
+    assert (st["files_pulled"], st["conflicts"], st["trashed"]) == (6, 2, 2)
+    assert st["trash"] == str(src / ".syncd-trash")
+    human = run_cli("status", "-c", str(cfg)).stdout
+    assert "pull     outputs/ every 1s: 6 pulled, 2 conflict copies, 2 to" in human
+    # Nothing of outputs/ went up: no conflict copy, no edit, no trash folder.
+    titles = uploads(fake)
+    assert not [t for t in titles if t.endswith(".txt") or "conflict" in t], titles
+    assert fake.find("syncd/p/.syncd-trash") is None
+    assert sorted(fake.ids(fake.find("syncd/p/outputs")["id"])) == ["a.txt", "d.txt"]
+    d.stop()
+    assert "had local edits" not in d.log  # b and c were not edited here
+
+
+@pytest.mark.parametrize("scope", ["file", "drive.file"])
+def test_pull_under_scope_file_is_refused_by_run_and_doctor(
+    tmp_path: Path, home: Path, fake: FakeDrive, scope: str
+) -> None:
+    cfg = setup(tmp_path, home, fake, pull=["outputs/"])
+    cfg.write_text(cfg.read_text().replace("scope: full", f"scope: {scope}"))
+    for command, code in ((["run"], 2), (["doctor"], 2)):
+        r = run_cli(*command, "-c", str(cfg), timeout=30)
+        said = r.stdout + r.stderr
+        assert r.returncode == code, (command, said)
+        assert "mirror.pull: the return path needs drive.scope: full" in said
+        assert "cannot see the files Colab or anyone else creates" in said
+        assert "syncd auth drive" in said and "Traceback" not in said
+    assert fake.count() == 0  # refused before any request

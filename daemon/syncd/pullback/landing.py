@@ -202,6 +202,19 @@ class Landing:
             note if edited else "",
         )
 
+    def clean_temps(self, folders: tuple[str, ...]) -> None:
+        """Remove temp files a killed download left in the pull folders (never followed
+        through a symlink)."""
+        for folder in folders:
+            top = self.root / folder.rstrip("/")
+            if self._blocked(folder.rstrip("/") + "/x") is not None or not top.is_dir():
+                continue
+            for dirpath, _dirs, files in os.walk(top):
+                for name in files:
+                    if name.startswith(TMP_PREFIX):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(dirpath, name))
+
     def trash_below(self, folder: str, why: str) -> None:
         """Every pulled file under ``folder`` (a folder that left the pull area)."""
         for path in self.records.all():

@@ -158,6 +158,7 @@ class PullPoller:
     def resync(self) -> None:
         """List the pull subfolders; bring down what differs; trash what Drive no longer has."""
         root = self.source.root()
+        self.landing.clean_temps(self.pull)
         tree = PullTree(root.id, self.pull)
         files: dict[str, DriveItem] = {}
         level = [root.id]
