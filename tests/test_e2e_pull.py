@@ -10,6 +10,8 @@ moves what Drive deleted into ``<project>/.syncd-trash/``.
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +170,114 @@ def test_pull_under_scope_file_is_refused_by_run_and_doctor(
         assert "cannot see the files Colab or anyone else creates" in said
         assert "syncd auth drive" in said and "Traceback" not in said
     assert fake.count() == 0  # refused before any request
+
+
+def start_token_requests(fake: FakeDrive) -> int:
+    return fake.count(path_contains="/changes/startPageToken")
+
+
+def test_faults_while_polling_are_retried_and_the_token_is_kept(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    wait_for(lambda: (pull_status(cfg) or {}).get("last_poll"), what="a first poll")
+    tokens = start_token_requests(fake)
+    fake.inject(429, "rateLimitExceeded", count=2, path_contains="/drive/v2/changes")
+    fake.inject(drop=True, count=1, path_contains="/drive/v2/changes")
+    made = colab_writes(fake, folder, "outputs/run/ckpt.bin", b"\x00weights" * 1000)
+    fake.inject(500, count=2, method="GET", path_contains=made)  # the download itself
+    fake.inject(drop=True, count=1, method="GET", path_contains=made)
+    wait_for(lambda: local(src, "outputs/run/ckpt.bin") == b"\x00weights" * 1000, what="pulled")
+    assert fake.count(status=429) >= 1 and fake.count(method="GET", path_contains=made) >= 3
+    st = pull_status(cfg)
+    assert st["files_pulled"] == 1 and st["conflicts"] == 0
+    assert start_token_requests(fake) == tokens  # the saved token carried on: no fresh start
+    assert sorted(p.name for p in (src / "outputs/run").iterdir()) == ["ckpt.bin"]
+    wait_for(lambda: pull_status(cfg)["last_error"] is None, what="no error left")
+    d.stop()
+
+
+def test_killed_mid_download_then_restarted_converges(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    wait_for(lambda: (pull_status(cfg) or {}).get("last_poll"), what="a first poll")
+    made = colab_writes(fake, folder, "outputs/big.bin", b"1234" * 5000)
+    fake.inject(delay_response=30, method="GET", path_contains=made)
+    temps = lambda: list((src / "outputs").glob(".syncd-tmp-pull-*"))  # noqa: E731
+    wait_for(lambda: (src / "outputs").is_dir() and temps(), what="a download under way")
+    d.kill()  # kill -9 between the temp file and the rename: the token was not saved
+    fake.clear_faults()
+    colab_writes(fake, folder, "outputs/later.txt", b"while syncd was down")
+    d2 = run_daemon(cfg)
+    wait_for(lambda: local(src, "outputs/big.bin") == b"1234" * 5000, what="pulled after restart")
+    wait_for(lambda: local(src, "outputs/later.txt") == b"while syncd was down", what="later")
+    assert temps() == []  # the killed download's temp file is gone
+    assert sorted(p.name for p in (src / "outputs").iterdir()) == ["big.bin", "later.txt"]
+    st = pull_status(cfg)
+    assert (st["files_pulled"], st["conflicts"], st["trashed"]) == (2, 0, 0)
+    d2.stop()
+
+
+def test_pause_stops_polling_and_resume_catches_up(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    wait_for(lambda: (pull_status(cfg) or {}).get("last_poll"), what="a first poll")
+    assert run_cli("pause", "p", "-c", str(cfg)).returncode == 0
+    time.sleep(1.5)  # a poll already under way ends
+    fake.reset_log()
+    colab_writes(fake, folder, "outputs/x.txt", b"x")
+    before = pull_status(cfg)["last_poll"]
+    time.sleep(2.5)  # more than two intervals: a running poller would have asked by now
+    assert fake.count(path_contains="/changes") == 0 and local(src, "outputs/x.txt") is None
+    assert pull_status(cfg)["last_poll"] == before
+    assert run_cli("resume", "p", "-c", str(cfg)).returncode == 0
+    wait_for(lambda: local(src, "outputs/x.txt") == b"x", what="pulled after resume")
+    d.stop()
+
+
+def test_hostile_names_symlinks_and_google_docs_are_skipped_not_followed(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not syncd's to touch\n")
+    (src / "outputs").mkdir()
+    os.symlink(outside, src / "outputs/link.txt")  # a symlink where a pulled file would go
+    os.symlink(tmp_path, src / "outputs/away")  # and one where a pulled folder would go
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    colab_writes(fake, folder, "outputs/link.txt", b"through the link?")
+    colab_writes(fake, folder, "outputs/away/escape.txt", b"through the folder link?")
+    colab_writes(fake, folder, "outputs/...", b"dots")  # a fine name, oddly
+    colab_writes(fake, folder, "outputs/..", b"up")  # Drive allows these titles
+    slash = colab_writes(fake, folder, "outputs/tmp", b"slash")
+    fake.move(slash, fake.find("syncd/p/outputs")["id"], title="a/b")
+    colab_writes(fake, folder, "outputs/" + "x" * 256, b"too long for a local name")
+    fake.put_doc("syncd/p/outputs/notes", by=COLAB)  # a Google Doc: no content to pull
+    colab_writes(fake, folder, "outputs/ok.txt", b"fine")
+    wait_for(lambda: local(src, "outputs/ok.txt") == b"fine", what="the fine file")
+    wait_for(lambda: "notes: a Google Docs" in d.log, what="the doc skipped, with a log line")
+    assert outside.read_text() == "not syncd's to touch\n"
+    assert not (tmp_path / "escape.txt").exists() and not (src / "up").exists()
+    assert (src / "outputs/link.txt").is_symlink() and (src / "outputs/away").is_symlink()
+    assert sorted(p.name for p in (src / "outputs").iterdir()) == [
+        "...",
+        "away",
+        "link.txt",
+        "ok.txt",
+    ]
+    assert "outputs/link.txt is a symlink" in d.log
+    assert pull_status(cfg)["last_error"] is None
+    d.stop()

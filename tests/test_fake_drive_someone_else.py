@@ -14,7 +14,6 @@ import hashlib
 from collections.abc import Iterator
 
 import pytest
-from googleapiclient.discovery import Resource
 
 from tests.fakes.drive_server import COLAB, FakeDrive
 from tests.test_fake_drive import connect

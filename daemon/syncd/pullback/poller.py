@@ -178,6 +178,7 @@ class PullPoller:
                 elif not item.is_dir and tree.inside(path):
                     files[path] = item
         self.tree = tree
+        log.debug("%s: pull folders %s, files %s", self.name, tree.dirs, sorted(files))
         for path in self.records.all():
             if path not in files:
                 self.landing.trash(path, "deleted on Drive (or moved away)")
@@ -194,6 +195,16 @@ class PullPoller:
 
     def apply(self, changes: list[FileChange]) -> None:
         assert self.tree is not None
+        if changes and log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: %d change(s) from Drive: %s",
+                self.name,
+                len(changes),
+                [
+                    (c.file_id, c.item.title if c.item else None, c.item.parent if c.item else None)
+                    for c in changes
+                ],
+            )
         by_id = {rec.id: path for path, rec in self.records.all().items()}
         folders = [c for c in changes if c.item is None or c.item.is_dir]
         new_dirs = self._apply_folders(folders)
@@ -231,6 +242,11 @@ class PullPoller:
         while todo and progress:
             progress = False
             for change in list(todo):
+                if change.file_id == tree.root_id:
+                    # The project folder itself (renamed, moved, its metadata touched): the
+                    # pull folders are followed by id below it, so nothing changes for them.
+                    todo.remove(change)
+                    continue
                 item = change.item
                 path = None
                 if item is not None and not item.trashed:
