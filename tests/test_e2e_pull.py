@@ -281,3 +281,37 @@ def test_hostile_names_symlinks_and_google_docs_are_skipped_not_followed(
     assert "outputs/link.txt is a symlink" in d.log
     assert pull_status(cfg)["last_error"] is None
     d.stop()
+
+
+def test_folders_renamed_or_moved_in_and_a_refused_token(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    colab_writes(fake, folder, "outputs/run1/a.txt", b"a")
+    colab_writes(fake, folder, "outputs/run1/sub/b.txt", b"b")
+    wait_for(lambda: local(src, "outputs/run1/sub/b.txt") == b"b", what="run1 pulled")
+    outputs = fake.find("syncd/p/outputs")["id"]
+    fake.move(fake.find("syncd/p/outputs/run1")["id"], outputs, title="final")  # one change
+    wait_for(lambda: local(src, "outputs/final/sub/b.txt") == b"b", what="renamed folder")
+    wait_for(lambda: local(src, "outputs/run1/a.txt") is None, what="old copies trashed")
+    assert [p.read_bytes() for p in trashed_copies(src, "a.txt")] == [b"a"]
+
+    colab_writes(fake, folder, "scratch/c.txt", b"c")  # outside the pull folders: stays there
+    time.sleep(1.5)
+    assert not (src / "scratch").exists()
+    fake.move(fake.find("syncd/p/scratch")["id"], outputs)  # moved in: one change, listed
+    wait_for(lambda: local(src, "outputs/scratch/c.txt") == b"c", what="moved-in folder")
+
+    d.stop()
+    colab_writes(fake, folder, "outputs/after.txt", b"after")  # while syncd is stopped
+    fake.expire_change_tokens()  # and Drive stops honouring the saved token
+    tokens = start_token_requests(fake)
+    d2 = run_daemon(cfg)
+    wait_for(lambda: local(src, "outputs/after.txt") == b"after", what="after a fresh start")
+    wait_for(lambda: "listing the pull folders again" in d2.log, what="said so")
+    assert start_token_requests(fake) > tokens
+    assert pull_status(cfg)["conflicts"] == 0
+    d2.stop()
