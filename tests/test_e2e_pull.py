@@ -279,6 +279,11 @@ def test_hostile_names_symlinks_and_google_docs_are_skipped_not_followed(
         "ok.txt",
     ]
     assert "outputs/link.txt is a symlink" in d.log
+    assert "not pulling outputs/'..': Drive's title cannot be a local file name" in d.log
+    assert "not pulling outputs/'a/b'" in d.log
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (src / "outputs/ok.txt").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's
     assert pull_status(cfg)["last_error"] is None
     d.stop()
 

@@ -44,6 +44,22 @@ TRASH = ".syncd-trash"
 TMP_PREFIX = ".syncd-tmp-pull-"
 
 
+def _file_mode() -> int:
+    """The mode a new file gets from this process's umask (mkstemp's own is 0600).
+
+    Read from /proc on Linux: ``os.umask`` can only be read by setting it, which
+    would race with other threads creating files.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
 class RemoteFile(Protocol):
     @property
     def id(self) -> str: ...
@@ -68,6 +84,10 @@ class Landing:
         self.records = records
         self.source = source
         self._told: set[str] = set()  # skipped paths already logged (once each)
+
+    def skip(self, path: str, why: str) -> None:
+        """Say once that ``path`` is not pulled, and why."""
+        self._skip(path, why)
 
     def _skip(self, path: str, why: str) -> None:
         if path not in self._told:
@@ -126,6 +146,7 @@ class Landing:
         folder = self._mkdirs(path)
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=folder)
         try:
+            os.fchmod(fd, _file_mode())
             with os.fdopen(fd, "w+b") as out:
                 got = self.source.download(item.id, out, path)
             if got != item.md5:
@@ -179,6 +200,13 @@ class Landing:
         self.records.forget(path)
         dest = self.root / path
         if self._blocked(path) is not None or not os.path.lexists(dest):
+            return
+        if (
+            os.path.islink(self.root / TRASH)
+            or os.path.lexists(self.root / TRASH)
+            and not (self.root / TRASH).is_dir()
+        ):
+            self._skip(path, f"{TRASH} is not a plain folder; the local copy stays where it is")
             return
         st = os.lstat(dest)
         edited = rec is None or not rec.same_local(st)

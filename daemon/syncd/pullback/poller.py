@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from ..errors import FileError, SyncdError
 from .landing import Landing
-from .pull_tree import PullTree
+from .pull_tree import PullTree, usable_name
 from .records import PullRecords
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class PullPoller:
             found += self.source.children(inside) if inside else []
             level = []
             for item in sorted(found, key=lambda i: (i.created, i.id)):  # oldest wins a name
-                path = tree.path_of(item.parent, item.title)
+                path = self._path(tree, item)
                 if path is None or path in files or path in tree.dirs.values():
                     continue
                 if item.is_dir and tree.wanted_dir(path):
@@ -184,6 +184,17 @@ class PullPoller:
                 self.landing.trash(path, "deleted on Drive (or moved away)")
         for path, item in files.items():
             self._land(path, item)
+
+    def _path(self, tree: PullTree, item: DriveItem) -> str | None:
+        """The item's local path; a title that cannot be a local name is said once."""
+        path = tree.path_of(item.parent, item.title)
+        if path is None and item.parent in tree.dirs and not usable_name(item.title):
+            where = tree.dirs[item.parent]
+            if tree.inside(where):
+                self.landing.skip(
+                    f"{where}/{item.title!r}", "Drive's title cannot be a local file name"
+                )
+        return path
 
     def _land(self, path: str, item: DriveItem) -> None:
         try:
@@ -215,7 +226,7 @@ class PullPoller:
                     self.landing.trash(by_id[change.file_id])
                 continue
             old = by_id.get(change.file_id)
-            path = None if item.trashed else self.tree.path_of(item.parent, item.title)
+            path = None if item.trashed else self._path(self.tree, item)
             if path is not None and not self.tree.inside(path):
                 path = None
             if old is not None and old != path:
@@ -274,7 +285,7 @@ class PullPoller:
             found = self.source.children(level)
             level = []
             for item in found:
-                path = self.tree.path_of(item.parent, item.title)
+                path = self._path(self.tree, item)
                 if path is None:
                     continue
                 if item.is_dir and self.tree.wanted_dir(path):
