@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from tests.conftest import run_cli, wait_for, write_config
 from tests.fakes.drive_server import COLAB, FakeDrive
 from tests.gdrive_support import drive_section, uploads, write_credentials
+from tests.test_readme import section
 
 pytestmark = pytest.mark.e2e
 
@@ -99,6 +101,9 @@ def test_a_file_colab_writes_comes_home_and_is_not_uploaded_back(
     st = pull_status(cfg)
     assert st["files_pulled"] == 2 and st["conflicts"] == 0 and st["last_error"] is None
     assert st["paths"] == ["outputs/"] and st["interval_s"] == 1
+    block = re.search(r"```json\n(.*?)```", section("Commands"), re.S)
+    assert block is not None  # the README's status --json example names these keys
+    assert set(st) == set(json.loads(block.group(1))["projects"][0]["pull"])
     d.stop()
 
 
@@ -320,3 +325,28 @@ def test_folders_renamed_or_moved_in_and_a_refused_token(
     assert start_token_requests(fake) > tokens
     assert pull_status(cfg)["conflicts"] == 0
     d2.stop()
+
+
+def test_the_first_start_lists_what_is_there_and_adopts_identical_files(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    pre = fake.put_file("syncd/p/outputs/pre.txt", b"made before syncd ran", by=COLAB)
+    same = fake.put_file("syncd/p/outputs/deep/same.txt", b"identical", by=COLAB)
+    (src / "outputs/deep").mkdir(parents=True)
+    (src / "outputs/deep/same.txt").write_bytes(b"identical")
+    d = run_daemon(cfg)
+    wait_for(lambda: local(src, "outputs/pre.txt") == b"made before syncd ran", what="listed")
+    wait_for(lambda: pull_status(cfg)["last_poll"], what="a poll")
+    assert fake.count(method="GET", path_contains=same) == 0  # same md5: recorded, not fetched
+    assert fake.count(method="GET", path_contains=pre) == 1
+    st = pull_status(cfg)
+    assert (st["files_pulled"], st["conflicts"]) == (1, 0)
+    d.stop()
+    # Without a daemon, status shows the same block from the state db.
+    r = run_cli("status", "--json", "-c", str(cfg))
+    answer = json.loads(r.stdout)
+    assert r.returncode == 3 and answer["running"] is False
+    assert answer["projects"][0]["pull"]["files_pulled"] == 1
+    assert answer["projects"][0]["pull"]["last_poll"] == st["last_poll"]
