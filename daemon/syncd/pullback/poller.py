@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from ..errors import FileError, SyncdError
+from ..errors import FileError, SyncdError, TransientError
 from .landing import Landing
 from .pull_tree import PullTree, usable_name
 from .records import PullRecords
@@ -128,8 +128,12 @@ class PullPoller:
 
     # --- one poll -------------------------------------------------------------------
 
-    def poll(self) -> None:
-        """Catch up with Drive once: a full listing when needed, then the feed."""
+    def poll(self, fresh: bool = False) -> None:
+        """Catch up with Drive once: a full listing when needed, then the feed.
+
+        ``fresh``: the saved token was just refused; a new one refused as well is an error
+        of this poll, not a reason to start over again.
+        """
         from ..remotes.gdrive.changes import TokenRefused
 
         token = self.records.token()
@@ -141,6 +145,8 @@ class PullPoller:
         try:
             changes, new = self.source.changes(token)
         except TokenRefused as exc:
+            if fresh:
+                raise TransientError(f"Drive refused a change token it just gave: {exc}") from exc
             log.info(
                 "%s: Drive no longer honours the saved change token (%s); "
                 "listing the pull folders again",
@@ -149,7 +155,7 @@ class PullPoller:
             )
             self.records.save_token(None)
             self.tree = None
-            self.poll()
+            self.poll(fresh=True)
             return
         assert self.tree is not None
         self.apply(changes)
