@@ -111,8 +111,9 @@ class PullPoller:
             self._failed(str(exc))
         except OSError as exc:  # the local side: a full disk, permissions
             self._failed(f"cannot write into {self.name}'s folder: {exc}")
-        except Exception as exc:
-            log.exception("%s: the return path failed", self.name)
+        except Exception as exc:  # a bug: said in status; the traceback with --debug
+            debug = log.isEnabledFor(logging.DEBUG)
+            log.error("%s: the return path failed", self.name, exc_info=debug)
             self._failed(f"{type(exc).__name__}: {exc}")
         else:
             if self._error is not None:

@@ -61,6 +61,12 @@ class DrivePullSource:
 
     def root(self) -> DriveItem:
         """The target folder (it must exist: the mirror makes it, the return path never)."""
+        try:
+            return self._root()
+        except ApiError as err:
+            raise self.calls.error(err) from err
+
+    def _root(self) -> DriveItem:
         self.creds.load()
         known = self.address.folder_id or self.db.kv_get(self.project, "root")
         if known is not None:
@@ -95,6 +101,12 @@ class DrivePullSource:
 
     def children(self, folder_ids: list[str], folders_only: bool = False) -> list[DriveItem]:
         """Live (untrashed) children of these folders, many folders per request."""
+        try:
+            return self._children(folder_ids, folders_only)
+        except ApiError as err:  # a definite refusal: in syncd's words (target, transient)
+            raise self.calls.error(err) from err
+
+    def _children(self, folder_ids: list[str], folders_only: bool) -> list[DriveItem]:
         items: list[DriveItem] = []
         for i in range(0, len(folder_ids), PARENTS_PER_QUERY):
             batch = folder_ids[i : i + PARENTS_PER_QUERY]
@@ -116,11 +128,17 @@ class DrivePullSource:
         return ChangesFeed(self.api, self.calls.drive_id)
 
     def start_token(self) -> str:
-        return self._feed().start_token()
+        try:
+            return self._feed().start_token()
+        except ApiError as err:
+            raise self.calls.error(err) from err
 
     def changes(self, token: str) -> tuple[list[FileChange], str]:
         """Every change since ``token``; raises ``changes.TokenRefused`` for a dead token."""
-        return self._feed().since(token)
+        try:
+            return self._feed().since(token)
+        except ApiError as err:
+            raise self.calls.error(err) from err
 
     # --- content ---------------------------------------------------------------------
 
