@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from ..errors import FileError, SyncdError, TransientError
+from ..errors import FileError, SyncdError, TargetUnavailable, TransientError
 from .landing import Landing
 from .pull_tree import PullTree, usable_name
 from .records import PullRecords
@@ -107,6 +107,10 @@ class PullPoller:
     def _poll_safely(self) -> None:
         try:
             self.poll()
+        except TargetUnavailable as exc:
+            # At a project's very first start the mirror is still making the Drive folder.
+            first = self.records.stats()["last_poll"] is None
+            self._failed(str(exc), logging.INFO if first else logging.WARNING)
         except SyncdError as exc:
             self._failed(str(exc))
         except OSError as exc:  # the local side: a full disk, permissions
@@ -121,9 +125,9 @@ class PullPoller:
             self._error = None
             self.records.polled(None)
 
-    def _failed(self, why: str) -> None:
+    def _failed(self, why: str, level: int = logging.WARNING) -> None:
         if why != self._error:
-            log.warning("%s: pull: %s; trying again in %gs", self.name, why, self.interval)
+            log.log(level, "%s: pull: %s; trying again in %gs", self.name, why, self.interval)
         self._error = why
         self.records.polled(why)
 
