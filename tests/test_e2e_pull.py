@@ -350,3 +350,23 @@ def test_the_first_start_lists_what_is_there_and_adopts_identical_files(
     assert r.returncode == 3 and answer["running"] is False
     assert answer["projects"][0]["pull"]["files_pulled"] == 1
     assert answer["projects"][0]["pull"]["last_poll"] == st["last_poll"]
+
+
+def test_reload_restarts_the_poller_with_the_new_settings(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    wait_for(lambda: (pull_status(cfg) or {}).get("last_poll"), what="a first poll")
+    cfg.write_text(cfg.read_text().replace("outputs/", "results/"))
+    assert run_cli("reload", "-c", str(cfg)).returncode == 0
+    wait_for(lambda: "pulling results/ from Drive" in d.log, what="the new poller")
+    colab_writes(fake, folder, "results/r.txt", b"r")
+    colab_writes(fake, folder, "outputs/o.txt", b"o")  # no longer a pull folder
+    wait_for(lambda: local(src, "results/r.txt") == b"r", what="pulled from the new folder")
+    time.sleep(1.5)
+    assert local(src, "outputs/o.txt") is None
+    assert pull_status(cfg)["paths"] == ["results/"]
+    d.stop()
