@@ -14,6 +14,7 @@ from syncd.config import (
     KaggleConfig,
     MirrorConfig,
     ProjectConfig,
+    PullConfig,
     RemoteAddress,
     SnapshotConfig,
     TrainConfig,
@@ -84,7 +85,7 @@ def test_example_config_loads_with_the_documented_values() -> None:
         delay=1.0,
         max_delay=10.0,
         deletions="trash",
-        pull=(),
+        pull=PullConfig(),
         workers=4,
     )
     assert project.ignore == ("*.ckpt", "data/raw/")
@@ -389,14 +390,81 @@ def test_duplicate_project_names_and_folders_are_rejected(tmp_path: Path) -> Non
     assert "is already project 'a'" in message
 
 
-def test_pull_folders_are_normalised_and_must_stay_inside(tmp_path: Path) -> None:
-    base = "projects:\n  - name: a\n    path: proj\n    mirror:\n      to: local:out\n"
-    path = write(tmp_path, base + "      pull: [outputs, /logs/, ./ckpt/best/]\n")
-    mirror = load_config(path).projects[0].mirror
-    assert mirror is not None and mirror.pull == ("outputs/", "logs/", "ckpt/best/")
+FULL = "drive:\n  scope: full\n"
+PULL_BASE = "projects:\n  - name: a\n    path: proj\n    mirror:\n      to: gdrive:/syncd/a\n"
 
-    message = error_of(tmp_path, base + "      pull:\n        - outputs/\n        - ../up\n")
-    assert "config.yaml:8: projects[0].mirror.pull[1]: '../up'" in message
+
+def test_pull_folders_are_normalised_and_must_stay_inside(tmp_path: Path) -> None:
+    path = write(tmp_path, FULL + PULL_BASE + "      pull: [outputs, /logs/, ./ckpt/best/]\n")
+    project = load_config(path).projects[0]
+    assert project.mirror is not None
+    assert project.mirror.pull == PullConfig(("outputs/", "logs/", "ckpt/best/"), 30.0)
+    # The pull folders belong to Drive: never mirrored up (nor snapshotted).
+    assert project.ignore[-3:] == ("/outputs/", "/logs/", "/ckpt/best/")
+
+    text = FULL + PULL_BASE + "      pull:\n        - outputs/\n        - ../up\n"
+    message = error_of(tmp_path, text)
+    assert "config.yaml:10: projects[0].mirror.pull[1]: '../up'" in message
+
+
+def test_pull_takes_a_mapping_with_an_interval(tmp_path: Path) -> None:
+    text = FULL + PULL_BASE + "      pull: {paths: [outputs/], interval: 2s}\n"
+    mirror = load_config(write(tmp_path, text)).projects[0].mirror
+    assert mirror is not None and mirror.pull == PullConfig(("outputs/",), 2.0)
+    text = FULL + PULL_BASE + "      pull:\n        paths: [outputs/]\n"
+    mirror = load_config(write(tmp_path, text)).projects[0].mirror
+    assert mirror is not None and mirror.pull.interval == 30.0
+    assert not MirrorConfig(to=mirror.to).pull  # off by default
+
+
+@pytest.mark.parametrize(
+    ("pull", "expected"),
+    [
+        ("{paths: [outputs/], interval: 500ms}", "0.5s is too often to poll Google Drive"),
+        ("{paths: [outputs/], interval: soon}", "'soon' is not a duration"),
+        ("{interval: 5s}", "projects[0].mirror.pull.paths: missing"),
+        ("{paths: [outputs/], every: 5s}", "projects[0].mirror.pull.every: unknown key"),
+        ("outputs/", "expected a list of subfolders"),
+    ],
+)
+def test_bad_pull_settings_are_one_sentence(tmp_path: Path, pull: str, expected: str) -> None:
+    message = error_of(tmp_path, FULL + PULL_BASE + f"      pull: {pull}\n")
+    assert expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize("scope", ["file", "drive.file", None])
+def test_pull_under_the_drive_file_scope_is_refused_with_the_reason(
+    tmp_path: Path, scope: str | None
+) -> None:
+    top = f"drive:\n  scope: {scope}\n" if scope else ""
+    message = error_of(tmp_path, top + PULL_BASE + "      pull: [outputs/]\n")
+    line = 7 if scope else 5
+    assert f"config.yaml:{line + 1}: projects[0].mirror.pull: " in message
+    assert "needs drive.scope: full" in message
+    assert "cannot see the files Colab or anyone else creates" in message
+    assert "syncd auth drive" in message
+
+
+def test_pull_with_a_local_target_is_refused_not_ignored(tmp_path: Path) -> None:
+    text = "projects:\n  - name: a\n    path: proj\n    mirror:\n      to: local:out\n"
+    message = error_of(tmp_path, text + "      pull: [outputs/]\n")
+    assert "projects[0].mirror.pull: the return path reads Google Drive's changes feed" in message
+    empty = write(tmp_path, text + "      pull: []\n")  # an empty list is no return path
+    assert not load_config(empty).projects[0].mirror.pull  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("written", "scope"),
+    [("file", "file"), ("drive.file", "file"), ("full", "full"), ("drive", "full")],
+)
+def test_drive_scope_takes_google_s_names_too(tmp_path: Path, written: str, scope: str) -> None:
+    text = f"drive:\n  scope: {written}\n" + PULL_BASE
+    assert load_config(write(tmp_path, text)).drive.scope == scope
+
+
+def test_an_unknown_drive_scope_is_refused(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "drive:\n  scope: drive.readonly\n" + PULL_BASE)
+    assert "'drive.readonly' is not one of file, full (also spelled drive.file, drive)" in message
 
 
 # --- snapshot ---------------------------------------------------------------------------------

@@ -129,8 +129,9 @@ def test_status_has_one_shape_on_both_paths(setup: Setup) -> None:
     assert [p["name"] for p in st["projects"]] == ["cifar", "other"]
     for p in st["projects"]:
         assert set(p) == {
-            "name", "path", "state", "reason", "mirror", "snapshot", "manifest", "runs"
+            "name", "path", "state", "reason", "mirror", "snapshot", "manifest", "runs", "pull"
         }  # fmt: skip
+        assert p["pull"] is None  # no mirror.pull (the return path) here
         assert p["mirror"]["to"].startswith("local:")
     assert st["projects"][0]["snapshot"]["dataset"] == DATASET
     assert st["projects"][1]["snapshot"] is None

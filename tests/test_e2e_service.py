@@ -33,8 +33,9 @@ def check_shape(status: dict[str, Any]) -> None:
     assert isinstance(status["version"], str) and isinstance(status["uptime_s"], int)
     for p in status["projects"]:
         assert set(p) == {
-            "name", "path", "state", "reason", "mirror", "snapshot", "manifest", "runs"
+            "name", "path", "state", "reason", "mirror", "snapshot", "manifest", "runs", "pull"
         }  # fmt: skip
+        assert p["pull"] is None  # no mirror.pull (the return path) here
         # runs: null without a `train:` section (these projects have none)
         assert p["state"] in STATES and p["runs"] is None
         # the target's manifest (README: the manifest), once the first walk wrote it

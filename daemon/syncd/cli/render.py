@@ -67,6 +67,14 @@ def render(status: dict[str, Any], now: float | None = None) -> str:
             mf = p.get("manifest")
             if mf:  # the target's manifest (syncd flush, syncd colab)
                 lines.append(f"           manifest {mf['seq']}, written {_ago(mf['at'], now)}")
+        if pl := p.get("pull"):  # the return path (mirror.pull)
+            lines.append(
+                f"  pull     {', '.join(pl['paths'])} every {pl['interval_s']:g}s: "
+                f"{pl['files_pulled']} pulled, {pl['conflicts']} conflict copies, "
+                f"{pl['trashed']} to {pl['trash']}; last poll {_ago(pl['last_poll'], now)}"
+            )
+            if pl["last_error"]:
+                lines.append(f"           pull error: {pl['last_error']}")
         s = p.get("snapshot")
         if s:
             version = f"v{s['last_version']}" if s.get("last_version") else "no version yet"

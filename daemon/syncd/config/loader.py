@@ -21,6 +21,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError
+from .cross_checks import check_pull_targets, data_paths, pulled
 from .model import (
     Config,
     DriveConfig,
@@ -35,11 +36,13 @@ from .values import (
     cron_schedule,
     data_path,
     dataset_ref,
+    drive_scope,
     http_url,
     parse_address,
     parse_duration,
     positive,
     project_name,
+    pull_interval,
     resolve_path,
     subfolder,
     worker_count,
@@ -75,7 +78,7 @@ _DRIVE = {
     "client_secrets": _Field("path"),
     "service_account_key": _Field("path"),
     "endpoint": _Field("str", check=http_url),
-    "scope": _Field("str", choices=("file", "full")),
+    "scope": _Field("str", check=drive_scope),  # also drive.file / drive (the scope names)
     "requests_per_second": _Field("number", check=positive),
     "timeout": _Field("duration", check=positive),
 }
@@ -85,8 +88,12 @@ _MIRROR = {
     "delay": _Field("duration"),
     "max_delay": _Field("duration", check=positive),
     "deletions": _Field("str", choices=("trash", "keep")),
-    "pull": _Field("strings", check=subfolder),
+    "pull": _Field("pull"),  # [outputs/] or {paths: [outputs/], interval: 30s}
     "workers": _Field("int", check=worker_count),
+}
+_PULL = {
+    "paths": _Field("strings", required=True, check=subfolder),
+    "interval": _Field("duration", check=pull_interval),
 }
 _SNAPSHOT = {
     "dataset": _Field("str", required=True, check=dataset_ref),
@@ -160,6 +167,7 @@ _KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "path": ("a path", ("str",)),
     "address": ("a remote address (local:DIR or gdrive:/DIR)", ("str",)),
     "strings": ('a list of strings (e.g. ["*.ckpt"])', ()),
+    "pull": ("a list of subfolders (e.g. [outputs/]) or {paths: [...], interval: 30s}", ()),
     "section": ("a mapping of keys", ()),
     "sections": ("a list of mappings", ()),
 }
@@ -245,6 +253,12 @@ class _Reader:
         expected, allowed = _KINDS[spec.kind]
         if spec.kind == "section":
             return self.section(node, spec.schema or {}, keypath)
+        if spec.kind == "pull":  # the short list form, or the mapping with an interval
+            if isinstance(node, MappingNode):
+                return self.section(node, _PULL, keypath)
+            if not isinstance(node, SequenceNode):
+                raise self.error(node, keypath, f"expected {expected}, got {_describe(node)}")
+            return self.value(node, _Field("strings", check=subfolder), keypath)
         if spec.kind in ("sections", "strings"):
             if not isinstance(node, SequenceNode):
                 raise self.error(node, keypath, f"expected {expected}, got {_describe(node)}")
@@ -280,7 +294,7 @@ class _Reader:
 
 
 def _mirror(section: _Section) -> MirrorConfig:
-    mirror = MirrorConfig(**section.values)
+    mirror = MirrorConfig(**pulled(section.values))
     if mirror.delay > mirror.max_delay:
         message = f"{mirror.delay:g}s is longer than max_delay ({mirror.max_delay:g}s)"
         raise section.error("delay", message)
@@ -292,47 +306,21 @@ def _project(section: _Section) -> ProjectConfig:
     if "mirror" not in values and "snapshot" not in values:
         raise section.error(None, "needs a mirror section, a snapshot section, or both")
     values["mirror"] = _mirror(values["mirror"]) if "mirror" in values else None
+    if values["mirror"] is not None and values["mirror"].pull:
+        # The pull subfolders belong to Drive (the return path): never mirrored up, so a
+        # pulled file is not uploaded back, nor snapshotted (outputs, not code).
+        values["ignore"] = (
+            *values.get("ignore", ()),
+            *("/" + p for p in values["mirror"].pull.paths),
+        )
     if "snapshot" in values:
         snapshot = values["snapshot"]
         if "data" in snapshot.values:
-            snapshot.values["data"] = _data_paths(snapshot, values["path"])
+            snapshot.values["data"] = data_paths(snapshot, values["path"])
         values["snapshot"] = SnapshotConfig(**snapshot.values)
     if "train" in section.lines:
         _train(section, values)
     return ProjectConfig(**values)
-
-
-# Kaggle's slug limit (kaggle-cli docs/datasets_metadata.md: 6-50 characters) must leave room
-# for the data dataset's "-data".
-_DATA_SUFFIX = "-data"
-
-
-def _data_paths(section: _Section, root: Path) -> tuple[str, ...]:
-    """``snapshot.data``: each entry relative to the project, inside it, none inside another."""
-    paths: list[str] = []
-    for entry in section.values["data"]:
-        rel = entry
-        if entry.startswith(("/", "~")):
-            full = Path(entry).expanduser().absolute()
-            if full != root and root not in full.parents:
-                raise section.error("data", f"{entry!r} is outside the project folder {root}")
-            rel = full.relative_to(root).as_posix()
-            if rel == ".":
-                raise section.error("data", f"{entry!r} is the whole project; name a subfolder")
-        for other in paths:
-            if rel == other or rel.startswith(other + "/") or other.startswith(rel + "/"):
-                why = "is listed twice" if rel == other else f"overlaps {other + '/'!r}"
-                raise section.error("data", f"{rel + '/'!r} {why}")
-        paths.append(rel)
-    slug = str(section.values.get("dataset", "")).partition("/")[2]
-    if paths and len(slug) + len(_DATA_SUFFIX) > 50:
-        raise section.error(
-            "data",
-            f"the data dataset's slug {slug + _DATA_SUFFIX!r} would be longer than Kaggle's "
-            "50 characters",
-            f"shorten snapshot.dataset's slug to at most {50 - len(_DATA_SUFFIX)} characters",
-        )
-    return tuple(paths)
 
 
 def _train(section: _Section, values: dict[str, Any]) -> None:
@@ -388,9 +376,11 @@ def load_config(path: Path) -> Config:
     projects = [_project(section) for section in sections]
     check_projects_apart(sections, projects)
     drive, kaggle = top.get("drive"), top.get("kaggle")
+    drive_config = DriveConfig(**drive.values) if drive else DriveConfig()
+    check_pull_targets(sections, projects, drive_config.scope)
     return Config(
         path=file,
-        drive=DriveConfig(**drive.values) if drive else DriveConfig(),
+        drive=drive_config,
         kaggle=KaggleConfig(**kaggle.values) if kaggle else KaggleConfig(),
         projects=tuple(projects),
     )

@@ -38,7 +38,7 @@ class DriveConfig:
     client_secrets: Path = field(default_factory=lambda: config_dir() / "client_secrets.json")
     service_account_key: Path | None = None
     endpoint: str = "https://www.googleapis.com/"
-    scope: str = "file"  # "file" (drive.file: only what syncd created) | "full"
+    scope: str = "file"  # "file" (drive.file: only what syncd created) | "full" (drive)
     requests_per_second: float = 8.0
     timeout: float = 60.0  # seconds
 
@@ -49,12 +49,23 @@ class KaggleConfig:
 
 
 @dataclass(frozen=True)
+class PullConfig:
+    """``mirror.pull``: Drive → local for these subfolders (the return path); false when off."""
+
+    paths: tuple[str, ...] = ()  # subfolders brought back from the remote, as "outputs/"
+    interval: float = 30.0  # seconds between two polls of Drive's changes feed
+
+    def __bool__(self) -> bool:
+        return bool(self.paths)
+
+
+@dataclass(frozen=True)
 class MirrorConfig:
     to: RemoteAddress
     delay: float = 1.0  # seconds of quiet after the last change
     max_delay: float = 10.0  # seconds; a file that never settles still goes
     deletions: str = "trash"  # "trash" | "keep"
-    pull: tuple[str, ...] = ()  # subfolders brought back from the remote, as "outputs/"
+    pull: PullConfig = field(default_factory=lambda: PullConfig())  # the return path
     workers: int = 4  # 1..32
 
 

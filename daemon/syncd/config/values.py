@@ -161,3 +161,20 @@ def subfolder(text: str) -> str:
     if ".." in parts:
         raise ValueError(f"{text!r}: '..' would leave the project folder")
     return "/".join(parts) + "/"
+
+
+_SCOPES = {"file": "file", "drive.file": "file", "full": "full", "drive": "full"}
+
+
+def drive_scope(text: str) -> str:
+    """``file`` | ``full``, also spelled as Google names the scopes: ``drive.file`` | ``drive``."""
+    scope = _SCOPES.get(text.strip())
+    if scope is None:
+        raise ValueError(f"{text!r} is not one of file, full (also spelled drive.file, drive)")
+    return scope
+
+
+def pull_interval(seconds: float) -> float:
+    if seconds < 1:
+        raise ValueError(f"{seconds:g}s is too often to poll Google Drive (at least 1s)")
+    return seconds

@@ -26,7 +26,7 @@ from ..errors import SyncdError, UsageError
 from ..mirror.flush import FlushOutcome
 from ..mirror.manifest import manifest_record
 from ..mirror.model import MirrorStatus, PauseKind
-from .status import project_status
+from .status import project_status, pull_block
 
 if TYPE_CHECKING:
     from ..config import Config, ProjectConfig
@@ -152,6 +152,7 @@ class Controller:
                 self.host.snapshot_block(pc.name),
                 runs=self.host.runs_block(pc.name),
                 manifest=self._manifest_block(pc),
+                pull=pull_block(self.host.db, pc),
             )
             for pc in self._projects(project)
         ]

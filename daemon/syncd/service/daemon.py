@@ -34,6 +34,7 @@ from .sd_notify import SystemdNotifier
 from .watcher import PartialWatch, Watch, Watcher, WatchUnavailable
 
 if TYPE_CHECKING:
+    from ..pullback.poller import PullPoller
     from ..snapshot.service import SnapshotService
     from ..train.service import TrainService
 
@@ -74,6 +75,7 @@ class Daemon:
         self._ipc: Server | None = None
         self.snapshots: dict[str, SnapshotService] = {}  # imported when a project has one
         self.trainers: dict[str, TrainService] = {}  # projects with a `train:` section
+        self.pullers: dict[str, PullPoller] = {}  # projects with `mirror.pull` (pullback/)
         self._reload_lock = threading.Lock()  # SIGHUP and `syncd reload` may race
         # Every control request goes through the one controller (as the CLI's in-process ones do).
         self.control = Controller(DaemonHost(self))
@@ -84,12 +86,6 @@ class Daemon:
         """Start a project's mirror; ``after``: its previous runner (a reload), let finish."""
         if pc.mirror is None:
             return
-        if pc.mirror.pull:
-            log.warning(
-                "%s: mirror.pull is not implemented yet; %s stay remote-only",
-                pc.name,
-                ", ".join(pc.mirror.pull),
-            )
         rules, coalescer, engine = build_engine(pc, self.db, self.config.drive, after)
         thread = threading.Thread(target=engine.run, name=f"mirror-{pc.name}", daemon=True)
         rt = ProjectRuntime(pc, rules, coalescer, engine, thread)
@@ -99,6 +95,17 @@ class Daemon:
         self._rewatch(rt)  # watch before the first scan, so no edit falls between them
         thread.start()
         log.info("%s: mirroring %s → %s", pc.name, pc.path, pc.mirror.to.raw)
+        if pc.mirror.pull:
+            from ..pullback.poller import start_pull  # imported for configs that use it
+
+            self.pullers[pc.name] = start_pull(pc, self.db, self.config.drive)
+
+    def _stop_pull(self, name: str, deadline: float) -> None:
+        """Stop a project's return path; a download in flight gets until ``deadline``."""
+        poller = self.pullers.pop(name, None)
+        if poller is not None:
+            poller.stop()
+            poller.join(max(0.1, deadline - time.monotonic()))
 
     def _start_snapshots(self, pc: ProjectConfig) -> None:
         if pc.snapshot is None:
@@ -266,6 +273,7 @@ class Daemon:
                     "%s: %s by the new config", name, "changed" if name in fresh else "removed"
                 )
                 self._stop_snapshots(name)  # its rules, path or dataset may have changed
+                self._stop_pull(name, time.monotonic() + STOP_GRACE_S)
                 if name in self.projects:
                     # Not joined here: the new runner waits for it (an upload may be in flight).
                     previous[name] = self._retire(self.projects.pop(name))
@@ -335,7 +343,11 @@ class Daemon:
             self._stop_snapshots(name)
         for rt in self.projects.values():
             rt.engine.stop()
+        for poller in self.pullers.values():
+            poller.stop()
         deadline = time.monotonic() + STOP_GRACE_S
+        for name in list(self.pullers):
+            self._stop_pull(name, deadline)
         for rt in self.projects.values():
             self._stop_project(rt, deadline)
         if self._watcher is not None:

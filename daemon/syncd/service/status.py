@@ -33,6 +33,7 @@ def project_status(
     snapshot: dict[str, Any] | None = None,
     runs: list[dict[str, Any]] | None = None,
     manifest: dict[str, Any] | None = None,
+    pull: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     state = mirror.state.value if mirror else ProjectState.IDLE.value
     return {
@@ -57,6 +58,26 @@ def project_status(
         "manifest": manifest,  # the target's manifest (mirror.manifest), null before the first
         # Kaggle kernel runs (train/): null for a project without a `train:` section.
         "runs": runs if runs is not None else ([] if pc.train is not None else None),
+        "pull": pull,  # the return path (mirror.pull); null when not configured
+    }
+
+
+def pull_block(db: StateDB, pc: ProjectConfig) -> dict[str, Any] | None:
+    """The return path's state (``pullback.records``), the same with or without a daemon."""
+    if pc.mirror is None or not pc.mirror.pull:
+        return None
+    from ..pullback.records import PullRecords
+
+    stats = PullRecords(db, pc.name).stats()
+    return {
+        "paths": list(pc.mirror.pull.paths),
+        "interval_s": pc.mirror.pull.interval,
+        "last_poll": iso(stats["last_poll"]),
+        "files_pulled": stats["files_pulled"],
+        "conflicts": stats["conflicts"],
+        "trashed": stats["trashed"],
+        "trash": str(pc.path / ".syncd-trash"),
+        "last_error": stats["last_error"],
     }
 
 

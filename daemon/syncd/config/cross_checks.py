@@ -1,0 +1,98 @@
+"""Checks that span several keys of the file: ``snapshot.data`` paths, and what the return
+path (``mirror.pull``) needs of the target and of ``drive.scope``.
+
+Each raises one :class:`~syncd.errors.ConfigError` sentence with the file and
+line of the key at fault, like every other config error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from .model import ProjectConfig, PullConfig
+
+
+class _Located(Protocol):
+    """A checked section of the file (``loader._Section``)."""
+
+    @property
+    def values(self) -> dict[str, Any]: ...
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def error(self, key: str | None, message: str, remedy: str | None = None) -> ConfigError: ...
+
+
+# Kaggle's slug limit (kaggle-cli docs/datasets_metadata.md: 6-50 characters) must leave room
+# for the data dataset's "-data".
+_DATA_SUFFIX = "-data"
+
+
+def data_paths(section: _Located, root: Path) -> tuple[str, ...]:
+    """``snapshot.data``: each entry relative to the project, inside it, none inside another."""
+    paths: list[str] = []
+    for entry in section.values["data"]:
+        rel = entry
+        if entry.startswith(("/", "~")):
+            full = Path(entry).expanduser().absolute()
+            if full != root and root not in full.parents:
+                raise section.error("data", f"{entry!r} is outside the project folder {root}")
+            rel = full.relative_to(root).as_posix()
+            if rel == ".":
+                raise section.error("data", f"{entry!r} is the whole project; name a subfolder")
+        for other in paths:
+            if rel == other or rel.startswith(other + "/") or other.startswith(rel + "/"):
+                why = "is listed twice" if rel == other else f"overlaps {other + '/'!r}"
+                raise section.error("data", f"{rel + '/'!r} {why}")
+        paths.append(rel)
+    slug = str(section.values.get("dataset", "")).partition("/")[2]
+    if paths and len(slug) + len(_DATA_SUFFIX) > 50:
+        raise section.error(
+            "data",
+            f"the data dataset's slug {slug + _DATA_SUFFIX!r} would be longer than Kaggle's "
+            "50 characters",
+            f"shorten snapshot.dataset's slug to at most {50 - len(_DATA_SUFFIX)} characters",
+        )
+    return tuple(paths)
+
+
+def pulled(mirror: dict[str, Any]) -> dict[str, Any]:
+    """``mirror:`` values with ``pull`` in either form (a list, or ``{paths, interval}``)
+    turned into a ``PullConfig``."""
+    values = dict(mirror)
+    pull = values.get("pull")
+    if isinstance(pull, tuple):
+        values["pull"] = PullConfig(paths=pull)
+    elif pull is not None:  # the mapping form (a checked section)
+        values["pull"] = PullConfig(**pull.values)
+    return values
+
+
+NEEDS_FULL = (
+    "the return path needs drive.scope: full: under drive.scope: file (drive.file) syncd "
+    "cannot see the files Colab or anyone else creates on Drive"
+)
+NEEDS_FULL_FIX = "set drive.scope: full, then run `syncd auth drive` again to grant it"
+NEEDS_DRIVE = (
+    "the return path reads Google Drive's changes feed, so it needs a gdrive: target "
+    "(this project mirrors to a local: folder)"
+)
+
+
+def check_pull_targets(
+    sections: Sequence[_Located], projects: Sequence[ProjectConfig], scope: str
+) -> None:
+    """``mirror.pull`` only with a ``gdrive:`` target and ``drive.scope: full``."""
+    for section, project in zip(sections, projects, strict=True):
+        if project.mirror is None or not project.mirror.pull:
+            continue
+        mirror = section.get("mirror")
+        if project.mirror.to.kind != "gdrive":
+            raise mirror.error(
+                "pull", NEEDS_DRIVE, "remove mirror.pull, or mirror to gdrive:/syncd/NAME"
+            )
+        if scope != "full":
+            raise mirror.error("pull", NEEDS_FULL, NEEDS_FULL_FIX)

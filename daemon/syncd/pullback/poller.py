@@ -1,0 +1,319 @@
+"""One project's return path: a thread that polls Drive's changes feed every ``interval``.
+
+At the first start (no saved page token) the poller takes a start token
+*first*, then lists the pull subfolders and brings down what is missing or
+different, then polls from that token: whatever is created in between shows
+up in the feed, and applying it twice is harmless (same md5: nothing to do).
+The token is saved only after every change it covers is applied, so a kill -9
+re-applies changes instead of skipping them.  Every start lists the pull
+folders again (one listing per folder), which also catches what happened
+while syncd was not running.  A token Drive refuses means a fresh start token
+and a full listing again.
+
+Transient trouble (429, 403 rate limits, 5xx, dropped connections) is retried
+with backoff by the transport; a poll that still fails keeps its token, shows
+the reason as ``pull.last_error`` and is tried again at the next interval.
+A paused project (``syncd pause``) does not poll: pause stops all of its Drive
+traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from ..errors import FileError, SyncdError, TargetUnavailable, TransientError
+from .landing import Landing
+from .pull_tree import PullTree, usable_name
+from .records import PullRecords
+
+if TYPE_CHECKING:
+    from ..config import DriveConfig, ProjectConfig
+    from ..db.statedb import StateDB
+    from ..remotes.gdrive.changes import FileChange
+    from ..remotes.gdrive.tree import DriveItem
+
+log = logging.getLogger("syncd.pull")
+
+
+class PullSource(Protocol):
+    """What the poller reads from the remote (``remotes.gdrive.pull_source``)."""
+
+    def root(self) -> DriveItem: ...
+
+    def children(self, folder_ids: list[str], folders_only: bool = False) -> list[DriveItem]: ...
+
+    def start_token(self) -> str: ...
+
+    def changes(self, token: str) -> tuple[list[FileChange], str]: ...
+
+    def download(self, file_id: str, out: BinaryIO, path: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class PullPoller:
+    """Polls one project's pull subfolders on Drive until stopped."""
+
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        pull: tuple[str, ...],
+        interval: float,
+        db: StateDB,
+        source: PullSource,
+    ) -> None:
+        self.name = name
+        self.pull = pull
+        self.interval = interval
+        self.db = db
+        self.source = source
+        self.records = PullRecords(db, name)
+        self.landing = Landing(name, root, self.records, source)
+        self.tree: PullTree | None = None  # None: list everything again before polling
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._error: str | None = None
+        self.thread = threading.Thread(target=self.run, name=f"pull-{name}", daemon=True)
+
+    # --- the thread -----------------------------------------------------------------
+
+    def start(self) -> None:
+        log.info(
+            "%s: pulling %s from Drive every %gs", self.name, ", ".join(self.pull), self.interval
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+    def run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.db.project(self.name).paused is None:
+                    self._poll_safely()
+                self._wake.wait(self.interval)
+                self._wake.clear()
+        finally:
+            self.source.close()
+
+    def _poll_safely(self) -> None:
+        try:
+            self.poll()
+        except TargetUnavailable as exc:
+            # At a project's very first start the mirror is still making the Drive folder.
+            first = self.records.stats()["last_poll"] is None
+            self._failed(str(exc), logging.INFO if first else logging.WARNING)
+        except SyncdError as exc:
+            self._failed(str(exc))
+        except OSError as exc:  # the local side: a full disk, permissions
+            self._failed(f"cannot write into {self.name}'s folder: {exc}")
+        except Exception as exc:  # a bug: said in status; the traceback with --debug
+            debug = log.isEnabledFor(logging.DEBUG)
+            log.error("%s: the return path failed", self.name, exc_info=debug)
+            self._failed(f"{type(exc).__name__}: {exc}")
+        else:
+            if self._error is not None:
+                log.info("%s: the return path works again", self.name)
+            self._error = None
+            self.records.polled(None)
+
+    def _failed(self, why: str, level: int = logging.WARNING) -> None:
+        if why != self._error:
+            log.log(level, "%s: pull: %s; trying again in %gs", self.name, why, self.interval)
+        self._error = why
+        self.records.polled(why)
+
+    # --- one poll -------------------------------------------------------------------
+
+    def poll(self, fresh: bool = False) -> None:
+        """Catch up with Drive once: a full listing when needed, then the feed.
+
+        ``fresh``: the saved token was just refused; a new one refused as well is an error
+        of this poll, not a reason to start over again.
+        """
+        from ..remotes.gdrive.changes import TokenRefused
+
+        token = self.records.token()
+        if self.tree is None or token is None:
+            if token is None:
+                token = self.source.start_token()  # before the listing: nothing falls between
+            self.resync()
+            self.records.save_token(token)
+        try:
+            changes, new = self.source.changes(token)
+        except TokenRefused as exc:
+            if fresh:
+                raise TransientError(f"Drive refused a change token it just gave: {exc}") from exc
+            log.info(
+                "%s: Drive no longer honours the saved change token (%s); "
+                "listing the pull folders again",
+                self.name,
+                exc,
+            )
+            self.records.save_token(None)
+            self.tree = None
+            self.poll(fresh=True)
+            return
+        assert self.tree is not None
+        self.apply(changes)
+        self.records.save_token(new)
+
+    def resync(self) -> None:
+        """List the pull subfolders; bring down what differs; trash what Drive no longer has."""
+        root = self.source.root()
+        self.landing.clean_temps(self.pull)
+        tree = PullTree(root.id, self.pull)
+        files: dict[str, DriveItem] = {}
+        level = [root.id]
+        while level:
+            above = [f for f in level if not tree.inside(tree.dirs[f])]
+            inside = [f for f in level if tree.inside(tree.dirs[f])]
+            found = self.source.children(above, folders_only=True) if above else []
+            found += self.source.children(inside) if inside else []
+            level = []
+            for item in sorted(found, key=lambda i: (i.created, i.id)):  # oldest wins a name
+                path = self._path(tree, item)
+                if path is None or path in files or path in tree.dirs.values():
+                    continue
+                if item.is_dir and tree.wanted_dir(path):
+                    tree.add(item.id, path)
+                    level.append(item.id)
+                elif not item.is_dir and tree.inside(path):
+                    files[path] = item
+        self.tree = tree
+        log.debug("%s: pull folders %s, files %s", self.name, tree.dirs, sorted(files))
+        for path in self.records.all():
+            if path not in files:
+                self.landing.trash(path, "deleted on Drive (or moved away)")
+        for path, item in files.items():
+            self._land(path, item)
+
+    def _path(self, tree: PullTree, item: DriveItem) -> str | None:
+        """The item's local path; a title that cannot be a local name is said once."""
+        path = tree.path_of(item.parent, item.title)
+        if path is None and item.parent in tree.dirs and not usable_name(item.title):
+            where = tree.dirs[item.parent]
+            if tree.inside(where):
+                self.landing.skip(
+                    f"{where}/{item.title!r}", "Drive's title cannot be a local file name"
+                )
+        return path
+
+    def _land(self, path: str, item: DriveItem) -> None:
+        try:
+            self.landing.land(path, item)
+        except FileError as exc:
+            log.warning("%s: not pulling %s: %s", self.name, path, exc)
+
+    # --- applying the feed ----------------------------------------------------------
+
+    def apply(self, changes: list[FileChange]) -> None:
+        assert self.tree is not None
+        if changes and log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s: %d change(s) from Drive: %s",
+                self.name,
+                len(changes),
+                [
+                    (c.file_id, c.item.title if c.item else None, c.item.parent if c.item else None)
+                    for c in changes
+                ],
+            )
+        by_id = {rec.id: path for path, rec in self.records.all().items()}
+        folders = [c for c in changes if c.item is None or c.item.is_dir]
+        new_dirs = self._apply_folders(folders)
+        for change in changes:
+            item = change.item
+            if item is None or item.is_dir:
+                if change.removed and change.file_id in by_id:
+                    self.landing.trash(by_id[change.file_id])
+                continue
+            old = by_id.get(change.file_id)
+            path = None if item.trashed else self._path(self.tree, item)
+            if path is not None and not self.tree.inside(path):
+                path = None
+            if old is not None and old != path:
+                self.landing.trash(
+                    old,
+                    "trashed on Drive" if item.trashed else "deleted, moved or renamed on Drive",
+                )
+            if path is not None:
+                self._land(path, item)
+        if new_dirs:
+            self._list_new(new_dirs)
+
+    def _apply_folders(self, folders: list[FileChange]) -> list[str]:
+        """Track folders coming, going, moving; returns the ids of folders new to the area.
+
+        Passes repeat while they resolve more: a folder made inside another folder made
+        since the last poll may be reported before its parent.
+        """
+        assert self.tree is not None
+        tree = self.tree
+        new: list[str] = []
+        todo = list(folders)
+        progress = True
+        while todo and progress:
+            progress = False
+            for change in list(todo):
+                if change.file_id == tree.root_id:
+                    # The project folder itself (renamed, moved, its metadata touched): the
+                    # pull folders are followed by id below it, so nothing changes for them.
+                    todo.remove(change)
+                    continue
+                item = change.item
+                path = None
+                if item is not None and not item.trashed:
+                    path = tree.path_of(item.parent, item.title)
+                    waiting = item.parent is not None and item.parent not in tree.dirs
+                    if waiting and any(c.file_id == item.parent for c in todo):
+                        continue  # its parent is still to come in this pass
+                old = tree.dirs.get(change.file_id)
+                todo.remove(change)
+                progress = True
+                if old is not None and old != path:
+                    tree.drop(change.file_id)
+                    self.landing.trash_below(old, "in a folder removed from Drive's pull area")
+                if path is not None and tree.wanted_dir(path) and old != path:
+                    tree.add(change.file_id, path)
+                    new.append(change.file_id)
+        return new
+
+    def _list_new(self, folder_ids: list[str]) -> None:
+        """Folders that arrived (made, or moved in): their content may have no change of its
+        own in the feed (a folder moved in is one change), so list them."""
+        assert self.tree is not None
+        level = [f for f in folder_ids if f in self.tree.dirs]
+        while level:
+            found = self.source.children(level)
+            level = []
+            for item in found:
+                path = self._path(self.tree, item)
+                if path is None:
+                    continue
+                if item.is_dir and self.tree.wanted_dir(path):
+                    if item.id not in self.tree.dirs:
+                        self.tree.add(item.id, path)
+                        level.append(item.id)
+                elif not item.is_dir and self.tree.inside(path):
+                    self._land(path, item)
+
+
+def start_pull(pc: ProjectConfig, db: StateDB, drive: DriveConfig) -> PullPoller:
+    """A running poller for a project with ``mirror.pull`` (the config checked the target
+    is on Drive and the scope is full)."""
+    from ..remotes.gdrive.pull_source import DrivePullSource
+
+    assert pc.mirror is not None and pc.mirror.pull
+    source = DrivePullSource(pc.mirror.to, drive, db, pc.name)
+    poller = PullPoller(pc.name, pc.path, pc.mirror.pull.paths, pc.mirror.pull.interval, db, source)
+    poller.start()
+    return poller

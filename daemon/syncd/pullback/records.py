@@ -1,0 +1,102 @@
+"""What the return path remembers, in the state db's key/value table (per project).
+
+- ``pull:token``: the changes-feed page token, saved only once every change it
+  covers is applied (a kill -9 re-applies changes, never skips them).
+- ``pulled:<path>``: one JSON record per file brought down — the Drive id, md5,
+  revision, and the local file's inode, size and mtime right after the rename,
+  which is how "edited locally since it was pulled" is told.
+- ``pull:stats``: counters and the last poll for ``status`` (also when no daemon
+  runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..db.statedb import StateDB
+
+TOKEN = "pull:token"
+STATS = "pull:stats"
+PULLED = "pulled:"
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """One file as it was when it came down."""
+
+    id: str  # Drive file id
+    md5: str
+    rev: str | None
+    size: int
+    ino: int
+    mtime_ns: int
+
+    def same_local(self, st: os.stat_result) -> bool:
+        """The local file is still the one syncd wrote (not edited, not replaced)."""
+        return (st.st_ino, st.st_size, st.st_mtime_ns) == (self.ino, self.size, self.mtime_ns)
+
+
+class PullRecords:
+    """One project's return-path state; safe to use from the poller and status threads."""
+
+    def __init__(self, db: StateDB, project: str) -> None:
+        self.db = db
+        self.project = project
+        self._lock = threading.Lock()
+
+    # --- the page token -------------------------------------------------------------
+
+    def token(self) -> str | None:
+        return self.db.kv_get(self.project, TOKEN)
+
+    def save_token(self, token: str | None) -> None:
+        self.db.kv_set(self.project, TOKEN, token)
+
+    # --- pulled files ---------------------------------------------------------------
+
+    def all(self) -> dict[str, Pulled]:
+        raw = self.db.kv_items(self.project, PULLED)
+        return {key[len(PULLED) :]: Pulled(**json.loads(value)) for key, value in raw.items()}
+
+    def get(self, path: str) -> Pulled | None:
+        raw = self.db.kv_get(self.project, PULLED + path)
+        return Pulled(**json.loads(raw)) if raw else None
+
+    def put(self, path: str, rec: Pulled) -> None:
+        self.db.kv_set(self.project, PULLED + path, json.dumps(asdict(rec)))
+
+    def forget(self, path: str) -> None:
+        self.db.kv_set(self.project, PULLED + path, None)
+
+    # --- counters for status --------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        raw = self.db.kv_get(self.project, STATS)
+        base: dict[str, Any] = {
+            "last_poll": None,
+            "files_pulled": 0,
+            "conflicts": 0,
+            "trashed": 0,
+            "last_error": None,
+        }
+        return {**base, **json.loads(raw)} if raw else base
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            stats = self.stats()
+            stats[key] += n
+            self.db.kv_set(self.project, STATS, json.dumps(stats))
+
+    def polled(self, error: str | None) -> None:
+        """A poll ended (``error``: why it failed, None when it went through)."""
+        with self._lock:
+            stats = self.stats()
+            if error is None:
+                stats["last_poll"] = time.time()
+            stats["last_error"] = error
+            self.db.kv_set(self.project, STATS, json.dumps(stats))
