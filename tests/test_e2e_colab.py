@@ -110,13 +110,15 @@ def test_flush_needs_the_daemon(tmp_path: Path, home: Path, fake: FakeDrive) -> 
     assert "syncd is not running" in r.stderr and "syncd sync --once" in r.stderr
 
 
-def run_cell(cell: Path, fake: FakeDrive, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_cell(
+    cell: Path, fake: FakeDrive, tmp_path: Path, *, credentials: bool = True
+) -> subprocess.CompletedProcess[str]:
     """The printed cell in a fresh Python, as Colab would run it (google.colab stubbed)."""
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path / "colab-home"),
         "PYTHONPATH": str(stub_dir(tmp_path)),
-        **colab_env(fake, tmp_path),
+        **colab_env(fake, tmp_path, credentials=credentials),
     }
     return subprocess.run(
         [sys.executable, str(cell)],
@@ -173,6 +175,35 @@ def test_colab_without_a_daemon_mirrors_once(tmp_path: Path, home: Path, fake: F
     helper_id = m["files"][".syncd/colab.py"]["id"]
     assert f"HELPER_ID = {helper_id!r}" in r.stdout
     assert "/content/drive/MyDrive/syncd/p" in r.stdout
+
+
+def test_the_cell_for_an_id_target_without_the_api_is_one_sentence(
+    tmp_path: Path, home: Path, fake: FakeDrive
+) -> None:
+    """A gdrive:id= target has no known path on the mounted Drive: the cell's first run
+    with the API out of reach says so and what to do (it used to fail with a TypeError
+    joining None, review-1 defect 16)."""
+    folder_id = fake.mkdir("shared-folder")
+    src = tmp_path / "p"
+    src.mkdir()
+    (src / "a.py").write_text("A = 1\n")
+    creds = write_credentials(fake, home / ".config/syncd/drive-credentials.json", scope="full")
+    project = {"name": "p", "path": str(src), "mirror": {"to": f"gdrive:id={folder_id}"}}
+    drive = {**drive_section(fake, creds), "scope": "full"}
+    cfg = write_config(tmp_path / "c.yaml", [project], drive=drive)
+    r = run_cli("colab", "p", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert '"mounted": None' in r.stdout
+    cell = tmp_path / "cell.py"
+    cell.write_text(r.stdout)
+    out = run_cell(cell, fake, tmp_path, credentials=False)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and "TypeError" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("syncd: the Drive API is out of reach (")
+    assert "gdrive:id=" in line and "no mounted-Drive path to fall back on" in line
+    assert "authenticate_user()" in line
+    assert not (tmp_path / "content/p/.syncd/colab.py").exists()
 
 
 def test_colab_refuses_a_local_target(tmp_path: Path, home: Path) -> None:
