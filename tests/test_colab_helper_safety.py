@@ -311,6 +311,17 @@ def test_the_working_copy_goes_first_on_sys_path(
     assert sys.path.index(str(mounted)) > 0
 
 
+def test_a_standard_module_a_project_file_is_named_after_stays_loaded(rig: Rig, colab: Any) -> None:
+    """Dropping the standard ``colorsys`` because the project has a colorsys.py would make
+    every later ``import colorsys`` in the kernel (a library's too) load the project's."""
+    import colorsys
+
+    rig.write("colorsys.py", "SHADOW = True\n")
+    rig.sync()
+    colab.sync("p", manifest_id(rig), quiet=True)
+    assert sys.modules["colorsys"] is colorsys
+
+
 # --- a gdrive:id= target without the API (review-1 defect 16) -------------------------
 
 

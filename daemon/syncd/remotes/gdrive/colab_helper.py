@@ -501,6 +501,34 @@ def _module_names(files: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
     return modules, packages
 
 
+def _installed(path: str) -> bool:
+    """The path is Python's own library or an installed package's (never a project copy)."""
+    parts = path.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return True
+    homes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return path.startswith(tuple(h.rstrip(os.sep) + os.sep for h in homes if h))
+
+
+def _stale_module(
+    module: Any, name: str, prefixes: tuple[str, ...], project: tuple[dict[str, str], set[str]]
+) -> bool:
+    """The module is the project's: loaded from the working copy or the mounted folder,
+    or named as a project module and loaded from that path in another project copy."""
+    modules, packages = project
+    where = getattr(module, "__file__", None)
+    if isinstance(where, str):
+        # a plain prefix test: resolving every module's path costs ~1 ms each
+        if where.startswith(prefixes):
+            return True
+        rel = modules.get(name)
+        copied = bool(rel) and where.replace(os.sep, "/").endswith(f"/{rel}")
+        return copied and not _installed(where)
+    # a namespace package (no __init__.py) of the project's, found outside installed code
+    found = list(getattr(module, "__path__", None) or [])
+    return name in packages and bool(found) and not any(_installed(p) for p in found)
+
+
 def _enter(
     work: Path, keep: str, *, mounted: str | None = None, files: dict[str, Any] | None = None
 ) -> None:
@@ -510,24 +538,15 @@ def _enter(
     module named as a project file whose file is that project path in another folder —
     a notebook that ``%cd``'d into the mounted project (or ``sys.path.append``'d it,
     through a shortcut or another spelling of the path) imported its stale copy there.
+    A standard or installed module a project file happens to share a name with stays.
     """
     root = str(work.resolve())
     prefixes = {root + os.sep, str(work.absolute()) + os.sep}
-    if mounted:
+    if mounted and mounted.strip(os.sep):
         prefixes |= {mounted.rstrip(os.sep) + os.sep, os.path.realpath(mounted) + os.sep}
-    modules, packages = _module_names(files or {})
+    project = _module_names(files or {})
     for name, module in list(sys.modules.items()):
-        if name == keep:
-            continue
-        where = getattr(module, "__file__", None)
-        if isinstance(where, str):
-            # a plain prefix test: resolving every module's path costs ~1 ms each
-            rel = modules.get(name)
-            if where.startswith(tuple(prefixes)) or (
-                rel is not None and where.replace(os.sep, "/").endswith("/" + rel)
-            ):
-                del sys.modules[name]
-        elif name in packages and hasattr(module, "__path__"):  # a namespace package
+        if name != keep and _stale_module(module, name, tuple(prefixes), project):
             del sys.modules[name]
     importlib.invalidate_caches()
     os.chdir(work)
