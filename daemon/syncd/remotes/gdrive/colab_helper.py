@@ -10,7 +10,9 @@ Colab's mounted Drive serves stale files for seconds to tens of minutes
 syncd writes after each batch *through the Drive API by its file id* — one
 request when nothing changed — and downloads (in parallel, md5-verified, via a
 temp file and a rename) only the files whose md5 differs from the working
-copy's.  Files it placed earlier that left the manifest are deleted; the
+copy's.  It writes, renames and deletes only below ``/content/<project>`` and never
+through a symlink (an entry below one is refused with a line, the rest synced).
+Files it placed earlier that left the manifest are deleted; the
 project's modules are dropped from ``sys.modules`` (Python's module cache is the
 second layer of staleness, #957), and the working copy becomes the current
 folder.  Credentials come from ``google.auth.default()`` (what Colab provides
