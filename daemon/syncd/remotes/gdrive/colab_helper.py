@@ -260,6 +260,7 @@ class WorkingCopy:
             self.placed = {}
         if not isinstance(self.placed, dict):
             self.placed = {}
+        self._folders: dict[str, str] = {}  # folder below the root -> ok, link, file, missing
 
     def prepare(self) -> None:
         """Make the root folder; refuse a root that is a symlink or not a folder."""
@@ -328,26 +329,60 @@ class WorkingCopy:
 
     # -- what is there
 
+    def rescan(self) -> None:
+        """Forget the folder checks of ``matches`` (before a pass over the manifest)."""
+        self._folders.clear()
+
+    def _readable(self, rel: str) -> Path | None:
+        """``rel``'s path, to read only, once no folder on the way is a link or a file
+        (lstat, cached per pass: an idle re-run over 2,000 files would otherwise walk
+        descriptors for each); None when a folder is missing.  Writes walk descriptors."""
+        parts = _parts(rel)
+        for i in range(1, len(parts)):
+            where = "/".join(parts[:i])
+            kind = self._folders.get(where)
+            if kind is None:
+                try:
+                    mode = os.lstat(self.root / where).st_mode
+                except FileNotFoundError:
+                    kind = "missing"
+                else:
+                    kind = "link" if stat.S_ISLNK(mode) else "ok" if stat.S_ISDIR(mode) else "file"
+                self._folders[where] = kind
+            if kind == "missing":
+                return None
+            if kind == "link":
+                raise self._refuse(rel, where + "/", "a symlink")
+            if kind == "file":
+                raise self._refuse(rel, where, "not a folder")
+        return self.root.joinpath(*parts)
+
     def matches(self, rel: str, want: dict[str, Any]) -> bool:
         """The file is there with the manifest's md5 (re-hashed only if it changed since)."""
-        found = self._folder(rel, create=False)
-        if found is None:
+        path = self._readable(rel)
+        if path is None:
             return False
-        fd, name = found
         try:
-            st = self._leaf(fd, name, rel)
-            if st is None or st.st_size != want["size"]:
-                return False
-            known = self.placed.get(rel)
-            if known and (known["size"], known["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
-                return bool(known["md5"] == want["md5"])
-            f = os.open(name, _READ_FLAGS, dir_fd=fd)
-            try:
-                md5 = _md5_fd(f)
-            finally:
-                os.close(f)
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            raise self._refuse(rel, rel, "a symlink")
+        if not stat.S_ISREG(st.st_mode):
+            raise self._refuse(rel, rel, "not a plain file")
+        if st.st_size != want["size"]:
+            return False
+        known = self.placed.get(rel)
+        if known and (known["size"], known["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
+            return bool(known["md5"] == want["md5"])
+        try:
+            f = os.open(path, _READ_FLAGS)
+        except OSError:  # a link made since the look: not ours to read
+            return False
+        try:
+            md5 = _md5_fd(f)
         finally:
-            os.close(fd)
+            os.close(f)
         if md5 != want["md5"]:
             return False
         self.record(rel, want["md5"])
@@ -706,6 +741,7 @@ def _from_api(
 
 def _wanted(copy: WorkingCopy, files: dict[str, Any], result: Result) -> list[str]:
     """The entries the working copy does not hold as the manifest says."""
+    copy.rescan()
     wanted = []
     for rel, want in files.items():
         try:
@@ -821,6 +857,7 @@ def _copy_from_mount(
     copy: WorkingCopy, folder: Path, manifest: dict[str, Any], result: Result
 ) -> None:
     """Bring the working copy to the mounted files that match the manifest."""
+    copy.rescan()
     for rel, want in _usable(manifest["files"], result).items():
         try:
             if rel in result.stale or copy.matches(rel, want):
