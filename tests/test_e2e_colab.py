@@ -167,6 +167,50 @@ def test_the_printed_cell_runs_end_to_end(
     assert len(fake.requests) == 1  # a re-run with nothing changed: one request
 
 
+def test_the_printed_cell_leaves_a_users_link_and_what_it_points_at_alone(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    """review-1 defect 1: /content/p/data -> the user's folder elsewhere; the laptop adds,
+    then deletes data/labels.csv: the user's labels.csv behind the link is neither
+    overwritten nor deleted, the link stays, and the cell keeps working."""
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    run_daemon(cfg)
+    wait_for(lambda: fake.find(f"syncd/p/{MANIFEST_PATH}"), what="first manifest")
+    r = run_cli("colab", "p", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    cell = tmp_path / "cell.py"
+    cell.write_text(r.stdout)
+    assert run_cell(cell, fake, tmp_path).returncode == 0
+    theirs = tmp_path / "MyDrive-data"
+    theirs.mkdir()
+    (theirs / "labels.csv").write_text("THE USER'S OWN LABELS\n")
+    link = tmp_path / "content/p/data"
+    link.symlink_to(theirs)
+
+    (src / "data").mkdir()
+    (src / "data/labels.csv").write_text("id,label\n")
+    (src / "model.py").write_text("VALUE = 2\n")
+    assert run_cli("flush", "p", "-c", str(cfg)).returncode == 0
+    added = run_cell(cell, fake, tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert f"syncd: data/ is a symlink in {tmp_path / 'content/p'}: data/labels.csv left alone" in (
+        added.stdout
+    )
+    assert added.stdout.strip().splitlines()[-1].startswith("NOT fresh: 1 entry refused (")
+    assert (theirs / "labels.csv").read_text() == "THE USER'S OWN LABELS\n"
+    assert (tmp_path / "content/p/model.py").read_text() == "VALUE = 2\n"
+
+    (src / "data/labels.csv").unlink()
+    assert run_cli("flush", "p", "-c", str(cfg)).returncode == 0
+    for _ in range(2):
+        again = run_cell(cell, fake, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip().splitlines()[-1].startswith("fresh as of ")
+    assert (theirs / "labels.csv").read_text() == "THE USER'S OWN LABELS\n"
+    assert link.is_symlink() and [p.name for p in theirs.iterdir()] == ["labels.csv"]
+
+
 def test_colab_without_a_daemon_mirrors_once(tmp_path: Path, home: Path, fake: FakeDrive) -> None:
     cfg = setup(tmp_path, home, fake)
     r = run_cli("colab", "-c", str(cfg))
