@@ -176,6 +176,22 @@ def test_a_file_replaced_by_a_link_is_not_written_through_or_removed(
     assert theirs.read_text() == USERS and link.is_symlink() and gone.removed == []
 
 
+def test_a_file_where_a_folder_is_needed_is_left_alone(
+    rig: Rig, colab: Any, tmp_path: Path
+) -> None:
+    colab.sync("p", manifest_id(rig), quiet=True)
+    data = work(tmp_path) / "data"
+    (data / "labels.txt").unlink()
+    data.rmdir()
+    data.write_text("the user's own file called data\n")
+    rig.write("data/labels.txt", "cat\n")
+    rig.sync()
+    result = colab.sync("p", manifest_id(rig), quiet=True)
+    assert data.read_text() == "the user's own file called data\n"
+    assert result.notes == [f"data is not a folder in {work(tmp_path)}: data/labels.txt left alone"]
+    assert not result.fresh and result.message.startswith("NOT fresh: 1 entry refused")
+
+
 def test_a_hostile_manifest_entry_below_a_link_writes_nothing_outside(
     rig: Rig, fake: FakeDrive, colab: Any, tmp_path: Path
 ) -> None:

@@ -502,8 +502,14 @@ class WorkingCopy:
                 os.close(fd)
 
     def save(self) -> None:
+        """The record of placed files, next to the working copy (a link there: replaced,
+        never written through)."""
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-        tmp.write_text(json.dumps(self.placed))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(self.placed))
         os.replace(tmp, self.state_file)
 
 
