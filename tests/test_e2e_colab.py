@@ -110,13 +110,15 @@ def test_flush_needs_the_daemon(tmp_path: Path, home: Path, fake: FakeDrive) -> 
     assert "syncd is not running" in r.stderr and "syncd sync --once" in r.stderr
 
 
-def run_cell(cell: Path, fake: FakeDrive, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def run_cell(
+    cell: Path, fake: FakeDrive, tmp_path: Path, *, credentials: bool = True
+) -> subprocess.CompletedProcess[str]:
     """The printed cell in a fresh Python, as Colab would run it (google.colab stubbed)."""
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path / "colab-home"),
         "PYTHONPATH": str(stub_dir(tmp_path)),
-        **colab_env(fake, tmp_path),
+        **colab_env(fake, tmp_path, credentials=credentials),
     }
     return subprocess.run(
         [sys.executable, str(cell)],
@@ -165,6 +167,50 @@ def test_the_printed_cell_runs_end_to_end(
     assert len(fake.requests) == 1  # a re-run with nothing changed: one request
 
 
+def test_the_printed_cell_leaves_a_users_link_and_what_it_points_at_alone(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    """review-1 defect 1: /content/p/data -> the user's folder elsewhere; the laptop adds,
+    then deletes data/labels.csv: the user's labels.csv behind the link is neither
+    overwritten nor deleted, the link stays, and the cell keeps working."""
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    run_daemon(cfg)
+    wait_for(lambda: fake.find(f"syncd/p/{MANIFEST_PATH}"), what="first manifest")
+    r = run_cli("colab", "p", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    cell = tmp_path / "cell.py"
+    cell.write_text(r.stdout)
+    assert run_cell(cell, fake, tmp_path).returncode == 0
+    theirs = tmp_path / "MyDrive-data"
+    theirs.mkdir()
+    (theirs / "labels.csv").write_text("THE USER'S OWN LABELS\n")
+    link = tmp_path / "content/p/data"
+    link.symlink_to(theirs)
+
+    (src / "data").mkdir()
+    (src / "data/labels.csv").write_text("id,label\n")
+    (src / "model.py").write_text("VALUE = 2\n")
+    assert run_cli("flush", "p", "-c", str(cfg)).returncode == 0
+    added = run_cell(cell, fake, tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert f"syncd: data/ is a symlink in {tmp_path / 'content/p'}: data/labels.csv left alone" in (
+        added.stdout
+    )
+    assert added.stdout.strip().splitlines()[-1].startswith("NOT fresh: 1 entry refused (")
+    assert (theirs / "labels.csv").read_text() == "THE USER'S OWN LABELS\n"
+    assert (tmp_path / "content/p/model.py").read_text() == "VALUE = 2\n"
+
+    (src / "data/labels.csv").unlink()
+    assert run_cli("flush", "p", "-c", str(cfg)).returncode == 0
+    for _ in range(2):
+        again = run_cell(cell, fake, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip().splitlines()[-1].startswith("fresh as of ")
+    assert (theirs / "labels.csv").read_text() == "THE USER'S OWN LABELS\n"
+    assert link.is_symlink() and [p.name for p in theirs.iterdir()] == ["labels.csv"]
+
+
 def test_colab_without_a_daemon_mirrors_once(tmp_path: Path, home: Path, fake: FakeDrive) -> None:
     cfg = setup(tmp_path, home, fake)
     r = run_cli("colab", "-c", str(cfg))
@@ -173,6 +219,35 @@ def test_colab_without_a_daemon_mirrors_once(tmp_path: Path, home: Path, fake: F
     helper_id = m["files"][".syncd/colab.py"]["id"]
     assert f"HELPER_ID = {helper_id!r}" in r.stdout
     assert "/content/drive/MyDrive/syncd/p" in r.stdout
+
+
+def test_the_cell_for_an_id_target_without_the_api_is_one_sentence(
+    tmp_path: Path, home: Path, fake: FakeDrive
+) -> None:
+    """A gdrive:id= target has no known path on the mounted Drive: the cell's first run
+    with the API out of reach says so and what to do (it used to fail with a TypeError
+    joining None, review-1 defect 16)."""
+    folder_id = fake.mkdir("shared-folder")
+    src = tmp_path / "p"
+    src.mkdir()
+    (src / "a.py").write_text("A = 1\n")
+    creds = write_credentials(fake, home / ".config/syncd/drive-credentials.json", scope="full")
+    project = {"name": "p", "path": str(src), "mirror": {"to": f"gdrive:id={folder_id}"}}
+    drive = {**drive_section(fake, creds), "scope": "full"}
+    cfg = write_config(tmp_path / "c.yaml", [project], drive=drive)
+    r = run_cli("colab", "p", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert '"mounted": None' in r.stdout
+    cell = tmp_path / "cell.py"
+    cell.write_text(r.stdout)
+    out = run_cell(cell, fake, tmp_path, credentials=False)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and "TypeError" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("syncd: the Drive API is out of reach (")
+    assert "gdrive:id=" in line and "no mounted-Drive path to fall back on" in line
+    assert "authenticate_user()" in line
+    assert not (tmp_path / "content/p/.syncd/colab.py").exists()
 
 
 def test_colab_refuses_a_local_target(tmp_path: Path, home: Path) -> None:

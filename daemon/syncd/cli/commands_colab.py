@@ -35,7 +35,13 @@ if not os.path.exists(_helper):  # first run in this runtime: fetch the helper
         _r = _s.get(f"{{_api}}drive/v2/files/{{HELPER_ID}}?alt=media", timeout=60)
         _r.raise_for_status()
         _code = _r.content
-    except Exception as _e:  # no API from here: the mounted Drive's copy
+    except Exception as _e:  # no API from here: the mounted Drive's copy, if there is one
+        if not SYNCD["mounted"]:  # a gdrive:id= target: no known path on the mount
+            raise SystemExit(
+                f"syncd: the Drive API is out of reach ({{_e}}), and this project's target is "
+                "a Drive folder id (gdrive:id=…), which has no mounted-Drive path to fall back "
+                "on; run auth.authenticate_user() and this cell again once the API is reachable"
+            ) from None
         print(f"syncd: the Drive API is out of reach ({{_e}}); using the mounted Drive")
         from google.colab import drive
         drive.mount("/content/drive")
