@@ -19,8 +19,9 @@ from syncd.config import load_config
 from syncd.db.statedb import StateDB
 from syncd.errors import ConfigError, SyncdError
 from syncd.remotes.kaggle.rules import DatasetMetadata
+from syncd.snapshot.data_select import split_files
 from syncd.snapshot.manifest import DATA_MANIFEST_NAME, MANIFEST_NAME, manifest_hash
-from syncd.snapshot.parts import data_metadata, split_files
+from syncd.snapshot.parts import data_metadata
 from syncd.snapshot.service import SnapshotService
 from syncd.snapshot.store import SnapshotStore
 from tests.fakes.kaggle_server import FakeKaggle

@@ -78,7 +78,7 @@ def _snapshot_settings(config: Config) -> Iterator[Check]:
 
 def _data_entries(pc: ProjectConfig) -> Iterator[Check]:
     """Each ``snapshot.data`` entry holds files a snapshot would ship (else snapshots fail)."""
-    from ..snapshot.data_select import in_entry
+    from ..snapshot.data_select import in_data
     from ..snapshot.notes import human_bytes
     from ..snapshot.select import project_selection
 
@@ -89,7 +89,7 @@ def _data_entries(pc: ProjectConfig) -> Iterator[Check]:
         if entry in empty:
             yield "fail", str(empty[entry].error(pc.name))
             continue
-        sizes = [lf.size for rel, lf in parts.data.items() if in_entry(rel, entry)]
+        sizes = [lf.size for rel, lf in parts.data.items() if in_data(rel, (entry,))]
         shown = entry + "/" if (pc.path / entry).is_dir() else entry
         what = f"{plural(len(sizes), 'file')}, {human_bytes(sum(sizes))}"
         yield "ok", f"{pc.name}: snapshot.data {shown} has {what} for {pc.snapshot.data_dataset}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +56,6 @@ class DataRules(IgnoreRules):
     """The project's ignore rules without its ``.gitignore`` files, for the data entries."""
 
     def __init__(self, root: Path, patterns: Sequence[str], entries: Iterable[str]) -> None:
-        self.config_patterns = tuple(patterns)
         lines = [*unignore_lines(entries), *DEFAULT_PATTERNS, *SECRET_PATTERNS, *patterns]
         super().__init__(root, lines)
 
@@ -68,8 +67,20 @@ class DataRules(IgnoreRules):
         return super().is_ignored(rel, is_dir)
 
 
-def in_entry(rel: str, entry: str) -> bool:
-    return rel == entry or rel.startswith(entry + "/")
+def in_data(rel: str, paths: Iterable[str]) -> bool:
+    return any(rel == p or rel.startswith(p + "/") for p in paths)
+
+
+def split_files(
+    files: Mapping[str, LocalFile], paths: Iterable[str]
+) -> tuple[dict[str, LocalFile], dict[str, LocalFile]]:
+    """(code, data): the files under a ``snapshot.data`` path go to the data part."""
+    chosen = tuple(paths)
+    code: dict[str, LocalFile] = {}
+    data: dict[str, LocalFile] = {}
+    for rel, lf in files.items():
+        (data if chosen and in_data(rel, chosen) else code)[rel] = lf
+    return code, data
 
 
 def entry_files(root: Path, entry: str, rules: IgnoreRules) -> dict[str, LocalFile]:

@@ -21,7 +21,7 @@ from ..config import ProjectConfig
 from ..localfs.ignore import IgnoreRules
 from ..localfs.walk import LocalFile, walk
 from ..remotes.kaggle.rules import CLIENT_SKIPS, RESERVED_TOP_LEVEL
-from .data_select import DataRules, EmptyEntry, entry_files, in_entry, why_empty
+from .data_select import DataRules, EmptyEntry, entry_files, split_files, why_empty
 from .manifest import DATA_MANIFEST_NAME, MANIFEST_NAME
 
 log = logging.getLogger("syncd.snapshot")
@@ -100,9 +100,9 @@ class SnapshotSelection:
         for rel, why in found.skipped.items():
             log.debug("snapshot skips %s: %s", rel, why)
         parts = Parts()
-        for rel, lf in found.files.items():
-            if not any(in_entry(rel, entry) for entry in self.data) and self.wanted(rel):
-                parts.code[rel] = lf
+        # Whatever the mirror's rules keep under a data entry is data, found again below.
+        code, _ = split_files(found.files, self.data)
+        parts.code = {rel: lf for rel, lf in code.items() if self.wanted(rel)}
         if not self.data:
             return parts
         # Built for each snapshot, so a changed .syncignore counts at once.
