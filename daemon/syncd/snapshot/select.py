@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from pathspec import GitIgnoreSpec
 
@@ -21,7 +22,7 @@ from ..config import ProjectConfig
 from ..localfs.ignore import IgnoreRules
 from ..localfs.walk import LocalFile, walk
 from ..remotes.kaggle.rules import CLIENT_SKIPS, RESERVED_TOP_LEVEL
-from .data_select import DataRules, EmptyEntry, entry_files, split_files, why_empty
+from .data_select import DataRules, EmptyEntry, entry_files, in_data, why_empty
 from .manifest import DATA_MANIFEST_NAME, MANIFEST_NAME
 
 log = logging.getLogger("syncd.snapshot")
@@ -96,13 +97,12 @@ class SnapshotSelection:
 
     def parts(self) -> Parts:
         """The code files (outside the data entries) and the data files, apart."""
-        found = walk(self.root, self.rules)
+        # The code walk does not enter the data entries: their own walk below finds them.
+        found = walk(self.root, cast(IgnoreRules, _OutsideData(self.rules, self.data)))
         for rel, why in found.skipped.items():
             log.debug("snapshot skips %s: %s", rel, why)
         parts = Parts()
-        # Whatever the mirror's rules keep under a data entry is data, found again below.
-        code, _ = split_files(found.files, self.data)
-        parts.code = {rel: lf for rel, lf in code.items() if self.wanted(rel)}
+        parts.code = {rel: lf for rel, lf in found.files.items() if self.wanted(rel)}
         if not self.data:
             return parts
         # Built for each snapshot, so a changed .syncignore counts at once.
@@ -117,6 +117,17 @@ class SnapshotSelection:
                 parts.empty.append(why_empty(self.root, entry, self.rules.patterns, self.left_out))
             parts.data.update(mine)
         return parts
+
+
+class _OutsideData:
+    """The mirror's rules (``is_ignored``, all ``walk`` asks), with the data entries ignored."""
+
+    def __init__(self, rules: IgnoreRules, data: tuple[str, ...]) -> None:
+        self.rules = rules
+        self.data = data
+
+    def is_ignored(self, rel: str, is_dir: bool) -> bool:
+        return in_data(rel, self.data) or self.rules.is_ignored(rel, is_dir)
 
 
 def project_selection(
