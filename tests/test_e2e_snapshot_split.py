@@ -196,6 +196,7 @@ def test_gitignored_data_ships_through_the_daemon_and_an_entry_left_empty_fails_
     cfg = write_config(tmp_path / "c.yaml", [project], kaggle={"endpoint": fake.url})
     env = subprocess_env(fake, home)
     d = run_daemon(cfg, env=env)
+    wait_for(lambda: cli(cfg, env, "status", "--json").returncode == 0, 30, "daemon socket")
     wait_for(lambda: (mirror / "train.py").exists(), 30, "first mirror")
 
     first = cli(cfg, env, "snapshot", "--wait")
