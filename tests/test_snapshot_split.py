@@ -308,11 +308,22 @@ def gitignored_data_project(root: Path) -> Path:
 
 
 def test_gitignored_data_entries_go_to_the_data_dataset_other_rules_still_apply(
-    fake: FakeKaggle, kaggle_env: Path, tmp_path: Path, db: StateDB
+    fake: FakeKaggle,
+    kaggle_env: Path,
+    tmp_path: Path,
+    db: StateDB,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     root = gitignored_data_project(tmp_path / "cifar")
     svc = service(root, fake, db)
-    result = svc.take("manual", wait=True)
+    with caplog.at_level("WARNING", logger="syncd.snapshot"):
+        result = svc.take("manual", wait=True)
+    # The mirror never saw data/.env (gitignored): the data selection names it once.
+    said = [r.getMessage() for r in caplog.records if "data/.env" in r.getMessage()]
+    assert said == [
+        "leaving data/.env out of the data dataset: it looks like a secret "
+        "(add !.env to .syncignore to include it)"
+    ]
     assert (result.status, result.version) == ("ready", 1), result
     assert result.data is not None and result.data["files"] == 6
     assert set(fake.dataset(DATA).versions[0].files) == {

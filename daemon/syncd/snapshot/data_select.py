@@ -15,6 +15,7 @@ for the mirror.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,8 @@ from pathspec import GitIgnoreSpec
 from ..errors import SyncdError
 from ..localfs.ignore import DEFAULT_PATTERNS, SECRET_PATTERNS, IgnoreRules
 from ..localfs.walk import LocalFile, walk
+
+log = logging.getLogger("syncd.snapshot")
 
 # How many files of an entry that yielded nothing are looked at to say why (error path only).
 _WHY_SAMPLE = 10_000
@@ -52,19 +55,41 @@ def unignore_lines(entries: Iterable[str]) -> list[str]:
     return lines
 
 
+# (project root, path) of secrets already named in the log: once per process, as the mirror.
+_WARNED: set[tuple[str, str]] = set()
+
+
 class DataRules(IgnoreRules):
     """The project's ignore rules without its ``.gitignore`` files, for the data entries."""
 
     def __init__(self, root: Path, patterns: Sequence[str], entries: Iterable[str]) -> None:
         lines = [*unignore_lines(entries), *DEFAULT_PATTERNS, *SECRET_PATTERNS, *patterns]
         super().__init__(root, lines)
+        self._secrets = GitIgnoreSpec.from_lines(SECRET_PATTERNS)
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         # The entries' negation matches every path below them, so IgnoreRules' own check
         # for a virtualenv without a telltale name (a folder holding pyvenv.cfg) never runs.
         if is_dir and os.path.exists(os.path.join(self.root, rel, "pyvenv.cfg")):
             return True
-        return super().is_ignored(rel, is_dir)
+        ignored = super().is_ignored(rel, is_dir)
+        if ignored and self._secrets.match_file(rel + "/" if is_dir else rel):
+            self._warn_secret(rel)
+        return ignored
+
+    def _warn_secret(self, rel: str) -> None:
+        # The secret patterns are plain ignore patterns here, so IgnoreRules does not name
+        # them; in a gitignored data folder the mirror never saw them either.
+        key = (str(self.root), rel)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            name = rel.rpartition("/")[2]
+            log.warning(
+                "leaving %s out of the data dataset: it looks like a secret "
+                "(add !%s to .syncignore to include it)",
+                rel,
+                name,
+            )
 
 
 def in_data(rel: str, paths: Iterable[str]) -> bool:
