@@ -127,6 +127,32 @@ def test_a_snapshot_setting_kaggle_refuses_fails(
     assert needle in fail and "fix it in" in fail
 
 
+def test_each_snapshot_data_entry_must_hold_files_gitignored_ones_count(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path
+) -> None:
+    snapshot = {"dataset": "alice/cifar-code", "data": ["data/", "weights/", "extra/"]}
+    cfg = write_config(tmp_path / "c.yaml", [project(tmp_path, snapshot=snapshot)])
+    root = tmp_path / "p"
+    for rel in ("data/x.csv", "weights/w.pt"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("1,2\n")
+    (root / ".gitignore").write_text("data/\nweights/\n")  # git's business, not Kaggle's
+    (root / ".syncignore").write_text("weights/\n")  # kept home on purpose
+    store = home / ".kaggle"
+    store.mkdir(mode=0o700)
+    (store / "kaggle.json").write_text('{"username": "alice", "key": "k"}')
+    (store / "kaggle.json").chmod(0o600)
+    code, lines, _ = doctor(capsys, cfg)
+    assert code == 1, lines
+    assert "[ok] p: snapshot.data data/ has 1 file, 4 B for alice/cifar-code-data" in lines
+    assert failures(lines) == [
+        "[fail] p: snapshot.data: weights/ has no files: it is ignored by .syncignore (remove "
+        "the rule that matches it from .syncignore, or remove weights/ from snapshot.data)",
+        f"[fail] p: snapshot.data: extra has no files: it does not exist in {root} (create it, "
+        "or remove extra from snapshot.data)",
+    ]
+
+
 def test_kaggle_credentials_only_in_the_shell_fail_as_the_service_sees_them(
     capsys: pytest.CaptureFixture[str],
     home: Path,

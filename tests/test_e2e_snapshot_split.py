@@ -174,3 +174,61 @@ def test_train_attaches_both_datasets_and_the_script_reads_data_by_relative_path
     assert "the mounted data differs from its manifest in 1 file(s): data/labels.csv" in (
         bad.stderr
     )
+
+
+def test_gitignored_data_ships_through_the_daemon_and_an_entry_left_empty_fails_plainly(
+    tmp_path: Path, home: Path, fake: FakeKaggle, run_daemon
+) -> None:
+    """Students gitignore data/ (too big for git): listing it under snapshot.data still
+    ships it; the mirror and the code dataset keep following .gitignore. An entry that
+    yields nothing (here: .syncignore) fails the snapshot with one sentence, uploading
+    nothing, and doctor says the same."""
+    root = make_split_project(tmp_path / PROJECT)
+    (root / ".gitignore").write_text("data/\nweights/\n")
+    settle(root)
+    mirror = tmp_path / "mirror"
+    project: dict[str, Any] = {
+        "name": PROJECT,
+        "path": str(root),
+        "mirror": {"to": f"local:{mirror}"},
+        "snapshot": {"dataset": DATASET, "title": "CIFAR code", "data": ["data/", "weights/"]},
+    }
+    cfg = write_config(tmp_path / "c.yaml", [project], kaggle={"endpoint": fake.url})
+    env = subprocess_env(fake, home)
+    d = run_daemon(cfg, env=env)
+    wait_for(lambda: cli(cfg, env, "status", "--json").returncode == 0, 30, "daemon socket")
+    wait_for(lambda: (mirror / "train.py").exists(), 30, "first mirror")
+
+    first = cli(cfg, env, "snapshot", "--wait")
+    assert first.returncode == 0, first.stderr + d.log
+    assert f"; data {DATA} v1 uploaded (3 files, 2.0 MB)" in first.stdout
+    assert set(fake.dataset(DATA).versions[0].files) == {
+        "syncd-data.json",
+        "data/labels.csv",
+        "data/images/0.bin",
+        "weights/init.txt",
+    }
+    code = set(fake.dataset(DATASET).versions[0].files)
+    assert code == {"syncd-snapshot.json", ".gitignore", "train.py", "lr.txt", "models/net.py"}
+    assert not (mirror / "data").exists() and not (mirror / "weights").exists()
+
+    (root / ".syncignore").write_text("weights/\n")
+    (root / "lr.txt").write_text("1e-3\n")
+    settle(root)
+    fake.reset_log()
+    refused = cli(cfg, env, "snapshot", "--wait")
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stderr.strip() == (
+        f"syncd: {PROJECT}: snapshot.data: weights/ has no files: it is ignored by .syncignore "
+        "(remove the rule that matches it from .syncignore, or remove weights/ from "
+        "snapshot.data)"
+    ), refused.stderr
+    assert not fake.requests, fake.requests  # not even a look at Kaggle
+    assert len(fake.dataset(DATASET).versions) == 1 and len(fake.dataset(DATA).versions) == 1
+    shown = json.loads(cli(cfg, env, "status", "--json").stdout)["projects"][0]["snapshot"]
+    assert (shown["status"], shown["last_version"]) == ("error", 1)
+
+    checked = cli(cfg, env, "doctor")
+    assert checked.returncode == 1
+    assert f"[fail] {PROJECT}: snapshot.data: weights/ has no files" in checked.stdout
+    assert f"[ok] {PROJECT}: snapshot.data data/ has 2 files" in checked.stdout

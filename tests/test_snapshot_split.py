@@ -8,6 +8,7 @@ loader (test_e2e_snapshot_split drives the CLI and the kernel).
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import textwrap
 from pathlib import Path
@@ -18,8 +19,9 @@ from syncd.config import load_config
 from syncd.db.statedb import StateDB
 from syncd.errors import ConfigError, SyncdError
 from syncd.remotes.kaggle.rules import DatasetMetadata
+from syncd.snapshot.data_select import split_files
 from syncd.snapshot.manifest import DATA_MANIFEST_NAME, MANIFEST_NAME, manifest_hash
-from syncd.snapshot.parts import data_metadata, split_files
+from syncd.snapshot.parts import data_metadata
 from syncd.snapshot.service import SnapshotService
 from syncd.snapshot.store import SnapshotStore
 from tests.fakes.kaggle_server import FakeKaggle
@@ -254,20 +256,195 @@ def test_turning_the_split_on_and_off(
     again.close()
 
 
-def test_no_data_files_yet_means_no_data_dataset(
+def test_a_missing_data_folder_fails_the_snapshot_until_it_exists(
     fake: FakeKaggle, kaggle_env: Path, tmp_path: Path, db: StateDB
 ) -> None:
     root = make_project(tmp_path / "cifar")
     svc = service(root, fake, db, data=("weights",))
-    result = svc.take("manual", wait=True)
-    assert result.status == "ready" and result.data is None
-    assert created(fake) == ["cifar-code"]
+    fake.reset_log()
+    with pytest.raises(SyncdError) as caught:
+        svc.take("manual", wait=True)
+    assert str(caught.value) == (
+        f"cifar: snapshot.data: weights has no files: it does not exist in {root} "
+        "(create it, or remove weights from snapshot.data)"
+    )
+    assert not fake.requests  # nothing uploaded, not even the code
+    assert svc.status_block()["status"] == "error"
     (root / "weights").mkdir()
     (root / "weights" / "w.pt").write_bytes(WEIGHTS)
     settle(root)
     later = svc.take("manual", wait=True)
-    assert later.version == 2 and later.data is not None and later.data["version"] == 1
+    assert later.version == 1 and later.data is not None and later.data["version"] == 1
+    assert created(fake) == ["cifar-code-data", "cifar-code"]
     assert set(fake.dataset(DATA).versions[0].files) == {DATA_MANIFEST_NAME, "weights/w.pt"}
+    svc.close()
+
+
+def gitignored_data_project(root: Path) -> Path:
+    """data/ and weights/ gitignored (students keep big files out of git), with things in
+    them that other rules keep home."""
+    split_project(root)
+    files = {
+        ".gitignore": "data/\nweights/\n*.log\nnotes/\n",
+        "data/run.log": "gitignored by *.log too\n",
+        "data/sub/.gitignore": "*\n",
+        "data/sub/kept.csv": "a nested .gitignore does not apply either\n",
+        "data/.env": "TOKEN=secret\n",  # the secrets guard
+        "data/__pycache__/x.pyc": "bytecode",  # built-in defaults
+        "data/old.ckpt": "config ignore: *.ckpt",
+        "data/raw/huge.bin": ".syncignore",
+        ".syncignore": "data/raw/\n",
+        "notes/todo.txt": "gitignored, not data: stays out of both parts\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    venv = root / "data" / "env"  # a virtualenv without a telltale name
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "site.py").write_text("x = 1\n")
+    settle(root)
+    return root
+
+
+def test_gitignored_data_entries_go_to_the_data_dataset_other_rules_still_apply(
+    fake: FakeKaggle,
+    kaggle_env: Path,
+    tmp_path: Path,
+    db: StateDB,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    root = gitignored_data_project(tmp_path / "cifar")
+    svc = service(root, fake, db)
+    with caplog.at_level("WARNING", logger="syncd.snapshot"):
+        result = svc.take("manual", wait=True)
+    # The mirror never saw data/.env (gitignored): the data selection names it once.
+    said = [r.getMessage() for r in caplog.records if "data/.env" in r.getMessage()]
+    assert said == [
+        "leaving data/.env out of the data dataset: it looks like a secret "
+        "(add !.env to .syncignore to include it)"
+    ]
+    assert (result.status, result.version) == ("ready", 1), result
+    assert result.data is not None and result.data["files"] == 6
+    assert set(fake.dataset(DATA).versions[0].files) == {
+        DATA_MANIFEST_NAME,
+        "data/labels.csv",
+        "data/images/0.bin",
+        "data/run.log",
+        "data/sub/.gitignore",
+        "data/sub/kept.csv",
+        "weights/init.pt",
+    }
+    # The code part is what it was: gitignored files (in data or not) stay out of it.
+    assert set(fake.dataset(DATASET).versions[0].files) == {
+        MANIFEST_NAME,
+        ".gitignore",
+        ".syncignore",
+        "models/layers/conv.py",
+        "models/resnet.py",
+        "train.py",
+    }
+    svc.close()
+
+
+@pytest.mark.parametrize("include", [("train.py", "models/"), ("data/",)])
+def test_include_narrows_the_code_part_and_never_the_data(
+    fake: FakeKaggle, kaggle_env: Path, tmp_path: Path, db: StateDB, include: tuple[str, ...]
+) -> None:
+    root = gitignored_data_project(tmp_path / "cifar")
+    svc = service(root, fake, db, include=include)
+    result = svc.take("manual", wait=True)
+    assert result.status == "ready" and result.data is not None, result
+    assert result.data["files"] == 6 and len(fake.dataset(DATA).versions[0].files) == 7
+    code = set(fake.dataset(DATASET).versions[0].files)
+    if "data/" in include:  # data entries are never code: the code part holds the pointer
+        assert code == {MANIFEST_NAME}
+    else:
+        assert code == {MANIFEST_NAME, "models/layers/conv.py", "models/resnet.py", "train.py"}
+    svc.close()
+
+
+@pytest.mark.parametrize(
+    ("arrange", "snapshot", "why", "fix"),
+    [
+        (
+            {".syncignore": "data/\n"},
+            {},
+            "data/ has no files: it is ignored by .syncignore",
+            "remove the rule that matches it from .syncignore, or remove data/ from",
+        ),
+        (
+            {".syncignore": "*.csv\n"},
+            {},
+            "data/ has no files: every file in it is ignored by .syncignore",
+            "remove the rule",
+        ),
+        (
+            {"data/labels.csv": None, "data/old.ckpt": "w"},
+            {},
+            "data/ has no files: every file in it is ignored by the project's ignore: list",
+            "remove the pattern that matches it from the project's ignore: list",
+        ),
+        (
+            {"data/labels.csv": None, "data/kaggle.json": "{}", "data/id_rsa": "k"},
+            {},
+            "data/ has no files: every file in it is ignored by the secrets guard",
+            "add a `!NAME` line for it to .syncignore",
+        ),
+        (
+            {},
+            {"exclude": ("*.csv",)},
+            "data/ has no files: every file in it is ignored by snapshot.exclude",
+            "remove its pattern from snapshot.exclude",
+        ),
+        (
+            {"data/labels.csv": None},
+            {},
+            "data/ has no files: the folder holds no regular file",
+            "put the data files in it, or remove data/ from snapshot.data",
+        ),
+        (
+            {"data": "->"},
+            {},
+            "data has no files: it is a symlink, and syncd never follows",
+            "move the data itself into the project folder",
+        ),
+    ],
+)
+def test_a_data_entry_left_with_no_file_fails_naming_it_and_uploads_nothing(
+    fake: FakeKaggle,
+    kaggle_env: Path,
+    tmp_path: Path,
+    db: StateDB,
+    arrange: dict[str, str | None],
+    snapshot: dict[str, object],
+    why: str,
+    fix: str,
+) -> None:
+    root = make_project(tmp_path / "cifar")  # data/labels.csv only
+    (root / ".gitignore").write_text("data/\n")
+    for rel, text in arrange.items():
+        path = root / rel
+        if text is None:
+            path.unlink()
+        elif text == "->":
+            outside = tmp_path / "elsewhere"
+            outside.mkdir()
+            (outside / "x.csv").write_text("1\n")
+            shutil.rmtree(path)
+            path.symlink_to(outside)
+        else:
+            path.write_text(text)
+    settle(root)
+    svc = service(root, fake, db, data=("data",), **snapshot)
+    fake.reset_log()
+    with pytest.raises(SyncdError) as caught:
+        svc.take("manual", wait=True)
+    message = str(caught.value)
+    assert message.startswith(f"cifar: snapshot.data: {why}"), message
+    assert fix in message and "\n" not in message
+    assert not fake.requests and not created(fake)
+    assert svc.status_block()["status"] == "error"
     svc.close()
 
 

@@ -70,8 +70,29 @@ def _snapshot_settings(config: Config) -> Iterator[Check]:
             yield "fail", f"{exc} (fix it in {config.path})"
             continue
         yield "ok", f"{pc.name}: Kaggle dataset {meta.ref} ('{meta.title}') meets Kaggle's rules"
+        if pc.snapshot.data and pc.path.is_dir():
+            yield from _data_entries(pc)
         if pc.train is not None:
             yield from _train_settings(config, pc)
+
+
+def _data_entries(pc: ProjectConfig) -> Iterator[Check]:
+    """Each ``snapshot.data`` entry holds files a snapshot would ship (else snapshots fail)."""
+    from ..snapshot.data_select import in_data
+    from ..snapshot.notes import human_bytes
+    from ..snapshot.select import project_selection
+
+    assert pc.snapshot is not None
+    parts = project_selection(pc).parts()
+    empty = {e.entry: e for e in parts.empty}
+    for entry in pc.snapshot.data:
+        if entry in empty:
+            yield "fail", str(empty[entry].error(pc.name))
+            continue
+        sizes = [lf.size for rel, lf in parts.data.items() if in_data(rel, (entry,))]
+        shown = entry + "/" if (pc.path / entry).is_dir() else entry
+        what = f"{plural(len(sizes), 'file')}, {human_bytes(sum(sizes))}"
+        yield "ok", f"{pc.name}: snapshot.data {shown} has {what} for {pc.snapshot.data_dataset}"
 
 
 def _train_settings(config: Config, pc: ProjectConfig) -> Iterator[Check]:

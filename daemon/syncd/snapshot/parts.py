@@ -16,7 +16,7 @@ processed it, because the code manifest needs its number.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,22 +88,6 @@ class Origin:
 def goes_with(part: DataPart | None, recorded: Mapping[str, Any] | None) -> bool:
     """Whether a code version's recorded data part is ``part`` (both None: no data part)."""
     return recorded is None if part is None else part.same_as(recorded)
-
-
-def in_data(rel: str, paths: Iterable[str]) -> bool:
-    return any(rel == p or rel.startswith(p + "/") for p in paths)
-
-
-def split_files(
-    files: Mapping[str, LocalFile], paths: Iterable[str]
-) -> tuple[dict[str, LocalFile], dict[str, LocalFile]]:
-    """(code, data): the files under a ``snapshot.data`` path go to the data part."""
-    chosen = tuple(paths)
-    code: dict[str, LocalFile] = {}
-    data: dict[str, LocalFile] = {}
-    for rel, lf in files.items():
-        (data if chosen and in_data(rel, chosen) else code)[rel] = lf
-    return code, data
 
 
 def data_metadata(meta: DatasetMetadata) -> DatasetMetadata:

@@ -24,20 +24,15 @@ from ..db.statedb import StateDB
 from ..errors import SyncdError
 from ..localfs.ignore import IgnoreRules
 from ..remotes.kaggle import client as kaggle
-from ..remotes.kaggle.rules import (
-    CLIENT_SKIPS,
-    RESERVED_TOP_LEVEL,
-    DatasetMetadata,
-    dataset_metadata,
-)
+from ..remotes.kaggle.rules import DatasetMetadata, dataset_metadata
 from . import gitinfo
 from .flight import SingleFlight
 from .manifest import SnapshotManifest, known_md5s, manifest_hash, same_as
 from .notes import compose_notes, diff
-from .parts import DataPart, DataSnapshots, Origin, goes_with, resolve_pending, split_files
+from .parts import DataPart, DataSnapshots, Origin, goes_with, resolve_pending
 from .progress import byte_progress
 from .result import SnapshotResult, outcome_message, unchanged_result
-from .select import SnapshotSelection
+from .select import SnapshotSelection, project_selection
 from .stage import StagedSnapshot, settle_seconds, stage
 from .store import SnapshotStore
 from .triggers import SnapshotTriggers
@@ -146,14 +141,7 @@ class SnapshotService:
             else:
                 self._own_rules.reload()
             rules = self._own_rules
-        return SnapshotSelection(
-            self.project.path,
-            rules,
-            self.cfg.include,
-            self.cfg.exclude,
-            extra_exclude=CLIENT_SKIPS,
-            reserved=RESERVED_TOP_LEVEL,
-        )
+        return project_selection(self.project, rules)
 
     def _snapshot(
         self,
@@ -173,8 +161,10 @@ class SnapshotService:
                 "%s: the mirror still has pending edits; snapshotting the folder as it is now",
                 self.name,
             )
-        files = self._selection().files()
-        code, data_files = split_files(files, self.cfg.data)
+        parts = self._selection().parts()
+        if parts.empty:  # an entry the user listed would silently be missing on Kaggle
+            raise parts.empty[0].error(self.name)
+        code, data_files, files = parts.code, parts.data, parts.files
         # The mirror's md5s count only while the whole stat matches (inode and ctime too: two
         # files swapped through a temporary name keep their sizes and mtimes).
         index = (
