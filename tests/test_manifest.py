@@ -124,6 +124,7 @@ def test_the_manifest_is_never_trashed_and_a_local_one_is_not_mirrored(rig: Rig)
 
 
 def test_a_lost_state_db_updates_the_manifest_already_there(rig: Rig, tmp_path: Path) -> None:
+    """...in place (the id a Colab cell holds), and its seq goes on (review-1 #10)."""
     rig.write("a.py", "a")
     rig.sync()
     first = target_ids(rig) if rig.fake is None else rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
@@ -131,7 +132,7 @@ def test_a_lost_state_db_updates_the_manifest_already_there(rig: Rig, tmp_path: 
     rig.write("b.py", "b")
     rig.sync()
     m = manifest_on_target(rig)
-    assert set(m["files"]) == {"a.py", "b.py"} and m["seq"] == 1
+    assert set(m["files"]) == {"a.py", "b.py"} and m["seq"] == 2  # never back to 1
     if rig.fake is not None:
         assert first is not None
         now = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
@@ -160,21 +161,26 @@ def test_status_block_from_the_state_db(tmp_path: Path) -> None:
     assert manifest_record(db, "p") is None
 
 
-def test_newest_mtime_is_of_what_the_write_brought_in(rig: Rig) -> None:
+def test_newest_mtime_is_the_newest_listed_files_even_after_a_deletion(rig: Rig) -> None:
+    """README: `newest_mtime` is the newest listed file's modification time; a batch that
+    only deleted files still lists files, so it is never null then (review-1 #15)."""
     import os
 
     old = rig.write("old.py", "o")
     os.utime(old, (1_000_000_000, 1_000_000_000))
-    rig.write("gone.py", "g")
+    gone = rig.write("gone.py", "g")
+    os.utime(gone, (1_800_000_000, 1_800_000_000))
     rig.sync()
+    assert manifest_on_target(rig)["newest_mtime"] == 1_800_000_000
     edited = rig.write("new.py", "n")
     os.utime(edited, (1_700_000_000.5, 1_700_000_000.5))
     rig.sync()
-    assert manifest_on_target(rig)["newest_mtime"] == 1_700_000_000.5
+    assert manifest_on_target(rig)["newest_mtime"] == 1_800_000_000  # still the newest listed
     (rig.src / "gone.py").unlink()
     rig.sync()
     m = manifest_on_target(rig)
-    assert m["seq"] == 3 and m["newest_mtime"] is None  # only a deletion: no edit to time
+    assert m["seq"] == 3 and set(m["files"]) == {"old.py", "new.py"}
+    assert m["newest_mtime"] == 1_700_000_000.5
 
 
 def test_a_manifest_changed_behind_syncds_back_is_still_written_over(rig: Rig) -> None:

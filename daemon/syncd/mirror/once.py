@@ -102,6 +102,8 @@ def sync_once(
                 continue
             try:
                 engine.full_scan()
+                if engine.state is ProjectState.IDLE:  # one deleted or trashed by hand: anew
+                    engine.manifest.write(check=True)
             except SyncdError as exc:
                 yield OnceOutcome(pc.name, target, None, error=str(exc))
                 continue
