@@ -138,6 +138,16 @@ class DriveInspection:
         with self._lock:
             self._store.set_trashed(self._store.find(file_id, None), True)
 
+    def delete(self, file_id: str) -> None:
+        """Delete an item for good (skipping the trash), as another client would.
+
+        Drive v2 ``files.delete``: "Permanently deletes a file by ID. Skips the trash."
+        The changes feed then reports ``deleted: true`` without a ``file`` (Drive v2
+        "Retrieve changes" guide).
+        """
+        with self._lock:
+            self._store.delete(self._store.find(file_id, None))
+
     def move(self, file_id: str, folder_id: str, title: str | None = None) -> None:
         """Move (and maybe rename) an item as another client would."""
         with self._lock:
