@@ -46,10 +46,12 @@ class FlushOutcome:
 class FlushTickets:
     """Tickets asked by flushes and the walks that cover them (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mark: Callable[[], int] = lambda: 0) -> None:
         self._cond = threading.Condition()
         self._asked = 0
         self._covered = 0
+        self._mark = mark  # read as a walk begins (the manifest writes so far)
+        self.begun_at_mark = 0
 
     def ask(self) -> int:
         with self._cond:
@@ -69,6 +71,7 @@ class FlushTickets:
     def begin(self) -> int:
         """Called as a walk starts: the tickets it will cover if it completes."""
         with self._cond:
+            self.begun_at_mark = self._mark()
             return self._asked
 
     def covered(self, upto: int) -> None:
@@ -112,7 +115,7 @@ class FlushingRunner:
 
     def _init_flushing(self, name: str, root: Path, remote: Remote, db: StateDB) -> None:
         self.manifest = ManifestWriter(name, root, remote, db, beat=self._beat)  # each batch
-        self.flushes = FlushTickets()
+        self.flushes = FlushTickets(lambda: self.manifest.writes)
 
     def flush(self, timeout: float) -> FlushOutcome:
         """Block until every edit made before this call is on the remote and in the manifest.
@@ -146,11 +149,15 @@ class FlushingRunner:
 
         ``write``: the walk mirrored nothing, so no batch wrote the manifest; make sure
         the one standing is current (a no-op when it is).  When flushes wait for this
-        walk, the manifest is also checked on the target (one request): one deleted or
-        trashed by hand is written anew, so what the flush answers really is there.
+        walk and it wrote no manifest, the one standing is checked on the target (one
+        request): one deleted or trashed by hand is written anew, so what the flush
+        answers really is there.  (A write in this walk already made sure: it is
+        conditional on the version syncd knew, and makes a new file when that is gone.)
         """
         if self._cancelled() or self._needs_scan:
             return
-        if write or covers > self.flushes.covered_upto:
-            self.manifest.write(check=covers > self.flushes.covered_upto)
+        waiting = covers > self.flushes.covered_upto
+        if write or waiting:
+            wrote = self.manifest.writes != self.flushes.begun_at_mark
+            self.manifest.write(check=waiting and not wrote)
         self.flushes.covered(covers)

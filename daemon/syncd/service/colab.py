@@ -105,7 +105,7 @@ def flush(host: ControlHost, projects: list[ProjectConfig], timeout: float) -> d
     done, problems = [], []
     for pc, outcome in zip(projects, _flush_all(host, projects, timeout), strict=True):
         if isinstance(outcome, SyncdError):
-            problems.append(f"{pc.name}: {outcome}")
+            problems.append(str(outcome))  # names the project already
             continue
         if not outcome.done:
             problems.append(_failure(pc.name, outcome, timeout))
