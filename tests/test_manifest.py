@@ -124,6 +124,7 @@ def test_the_manifest_is_never_trashed_and_a_local_one_is_not_mirrored(rig: Rig)
 
 
 def test_a_lost_state_db_updates_the_manifest_already_there(rig: Rig, tmp_path: Path) -> None:
+    """...in place (the id a Colab cell holds), and its seq goes on (review-1 #10)."""
     rig.write("a.py", "a")
     rig.sync()
     first = target_ids(rig) if rig.fake is None else rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
@@ -131,7 +132,7 @@ def test_a_lost_state_db_updates_the_manifest_already_there(rig: Rig, tmp_path: 
     rig.write("b.py", "b")
     rig.sync()
     m = manifest_on_target(rig)
-    assert set(m["files"]) == {"a.py", "b.py"} and m["seq"] == 1
+    assert set(m["files"]) == {"a.py", "b.py"} and m["seq"] == 2  # never back to 1
     if rig.fake is not None:
         assert first is not None
         now = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
@@ -160,21 +161,26 @@ def test_status_block_from_the_state_db(tmp_path: Path) -> None:
     assert manifest_record(db, "p") is None
 
 
-def test_newest_mtime_is_of_what_the_write_brought_in(rig: Rig) -> None:
+def test_newest_mtime_is_the_newest_listed_files_even_after_a_deletion(rig: Rig) -> None:
+    """README: `newest_mtime` is the newest listed file's modification time; a batch that
+    only deleted files still lists files, so it is never null then (review-1 #15)."""
     import os
 
     old = rig.write("old.py", "o")
     os.utime(old, (1_000_000_000, 1_000_000_000))
-    rig.write("gone.py", "g")
+    gone = rig.write("gone.py", "g")
+    os.utime(gone, (1_800_000_000, 1_800_000_000))
     rig.sync()
+    assert manifest_on_target(rig)["newest_mtime"] == 1_800_000_000
     edited = rig.write("new.py", "n")
     os.utime(edited, (1_700_000_000.5, 1_700_000_000.5))
     rig.sync()
-    assert manifest_on_target(rig)["newest_mtime"] == 1_700_000_000.5
+    assert manifest_on_target(rig)["newest_mtime"] == 1_800_000_000  # still the newest listed
     (rig.src / "gone.py").unlink()
     rig.sync()
     m = manifest_on_target(rig)
-    assert m["seq"] == 3 and m["newest_mtime"] is None  # only a deletion: no edit to time
+    assert m["seq"] == 3 and set(m["files"]) == {"old.py", "new.py"}
+    assert m["newest_mtime"] == 1_700_000_000.5
 
 
 def test_a_manifest_changed_behind_syncds_back_is_still_written_over(rig: Rig) -> None:
@@ -198,3 +204,61 @@ def test_a_manifest_changed_behind_syncds_back_is_still_written_over(rig: Rig) -
         assert first is not None
         now = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
         assert now is not None and now["id"] == first["id"]
+
+
+def gone_by_hand(rig: Rig, how: str) -> str:
+    """Delete or trash the manifest as a person would; the id it had."""
+    if rig.fake is None:
+        (rig.dst / MANIFEST_PATH).unlink()
+        return MANIFEST_PATH
+    item = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+    assert item is not None
+    (rig.fake.trash if how == "trash" else rig.fake.delete)(item["id"])
+    return str(item["id"])
+
+
+@pytest.mark.parametrize("how", ["trash", "delete"])
+def test_a_manifest_gone_by_hand_is_written_anew_by_the_next_batch(rig: Rig, how: str) -> None:
+    """README: deleted (or trashed) on Drive by hand → a new one with a new id (review-1 #3/#4)."""
+    rig.write("a.py", "a")
+    rig.sync()
+    old_id = gone_by_hand(rig, how)
+    rig.write("b.py", "b")
+    rig.engine._mirror({"b.py"}, [])  # one batch, as the coalescer hands it over
+    m = manifest_on_target(rig)  # the live one
+    assert m["seq"] == 2 and set(m["files"]) == {"a.py", "b.py"}
+    rec = manifest_record(rig.db, "p")
+    assert rec is not None and rec.seq == 2
+    if rig.fake is not None:
+        live = rig.fake.find(f"syncd/p/{MANIFEST_PATH}")
+        assert live is not None and live["id"] == rec.id != old_id
+        if how == "trash":  # left alone in the trash, never written again
+            assert rig.fake.get(old_id)["labels"]["trashed"] is True
+            assert json.loads(rig.fake.content(old_id))["seq"] == 1
+
+
+@pytest.mark.parametrize("how", ["trash", "delete"])
+def test_a_check_costs_one_request_and_finds_a_manifest_gone_by_hand(rig: Rig, how: str) -> None:
+    """A flush's check with nothing changed: one request (Drive: files.get) when the manifest
+    stands, a new manifest when it is gone; a batch with nothing changed asks nothing."""
+    rig.write("a.py", "a")
+    rig.sync()
+    writer = rig.engine.manifest
+    if rig.fake is not None:
+        rig.fake.reset_log()
+    assert writer.write() == writer.record  # a batch: nothing changed, nothing asked
+    if rig.fake is not None:
+        assert rig.fake.requests == []
+    assert writer.write(check=True) == writer.record
+    if rig.fake is not None:
+        (get,) = rig.fake.requests  # files.get of the manifest's id, its metadata only
+        rec = writer.record
+        assert rec is not None
+        assert get.method == "GET" and get.path.endswith(rec.id) and get.query.get("alt") != "media"
+    old_id = gone_by_hand(rig, how)
+    rec = writer.write(check=True)
+    assert rec is not None and rec.seq == 2
+    m = manifest_on_target(rig)
+    assert m["seq"] == 2 and set(m["files"]) == {"a.py"}
+    if rig.fake is not None:
+        assert rec.id != old_id

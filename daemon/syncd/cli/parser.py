@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from .. import __version__
+from ..config.values import parse_duration
 from .commands_colab import cmd_colab, cmd_flush
 from .commands_daemon import (
     cmd_pause,
@@ -45,12 +46,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _seconds(text: str) -> float:
+    """A --timeout: the config's duration syntax (``90``, ``5s``, ``1m``, ``1m30s``)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not 0 < value < 86400:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 < S < 86400)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be more than 0 and less than a day (e.g. 90, 5s, 1m)"
+        )
     return value
 
 
@@ -157,13 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("flush", cmd_flush, "return once every edit made before it is on the target")
     p.add_argument("project", nargs="?", metavar="PROJECT")
     p.add_argument(
-        "--timeout", type=_seconds, metavar="S", help="give up after S seconds (default 60)"
+        "--timeout", type=_seconds, metavar="S", help="give up after S (90, 5s, 1m; default 60 s)"
     )
     p.add_argument("--json", action="store_true")
     p = add("colab", cmd_colab, "print the Colab cell that keeps /content/PROJECT fresh")
     p.add_argument("project", nargs="?", metavar="PROJECT")
     p.add_argument(
-        "--timeout", type=_seconds, metavar="S", help="wait this long for the upload (default 60)"
+        "--timeout", type=_seconds, metavar="S", help="wait this long for the upload (default 60 s)"
     )
     p = add("sync", cmd_sync, "reconcile now; --once mirrors without a daemon and exits")
     p.add_argument("project", nargs="?", metavar="PROJECT")

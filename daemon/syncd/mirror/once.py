@@ -101,7 +101,10 @@ def sync_once(
                 yield OnceOutcome(pc.name, target, None, paused=engine.status().reason)
                 continue
             try:
+                wrote = engine.manifest.writes
                 engine.full_scan()
+                if engine.state is ProjectState.IDLE and engine.manifest.writes == wrote:
+                    engine.manifest.write(check=True)  # deleted or trashed by hand: anew
             except SyncdError as exc:
                 yield OnceOutcome(pc.name, target, None, error=str(exc))
                 continue

@@ -90,6 +90,18 @@ class Remote(Protocol):
         writes nothing (Drive: ``If-Match``), and the next batch's ``stat`` tells.
         """
 
+    def current(self, path: str, known: RemoteEntry) -> RemoteEntry | None:
+        """``known``'s file as the target holds it now, asked of the target itself (Drive:
+        one ``files.get``), or None when it is gone, trashed or no longer at ``path``.
+
+        For the rare question nothing else would correct (is syncd's manifest still
+        there?); ``stat`` may answer from what the remote learned earlier.
+        """
+
+    def head(self, entry: RemoteEntry, size: int) -> bytes:
+        """The first ``size`` bytes of a file of syncd's own (the manifest's sequence number
+        after a lost state db); one request on Drive."""
+
     def upload(self, path: str, source: Path, replace: RemoteEntry | None) -> UploadResult:
         """Write ``source`` to ``path``: over ``replace`` if given, else as a new file.
 
@@ -130,3 +142,22 @@ class Remote(Protocol):
 
     def close(self) -> None:
         """Release connections and file handles."""
+
+
+class OwnFileReads:
+    """``current`` and ``head`` for a target whose ``stat`` always asks the target itself
+    and whose files are paths on this machine (``local:``)."""
+
+    def stat(self, path: str, known: RemoteEntry | None) -> RemoteEntry | None:
+        raise NotImplementedError
+
+    def _abs(self, path: str) -> Path:
+        raise NotImplementedError
+
+    def current(self, path: str, known: RemoteEntry) -> RemoteEntry | None:
+        found = self.stat(path, known)
+        return None if found is None or found.is_dir else found
+
+    def head(self, entry: RemoteEntry, size: int) -> bytes:
+        with open(self._abs(entry.path), "rb") as f:
+            return f.read(size)

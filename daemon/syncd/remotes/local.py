@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import FileChanged, FileError, TargetUnavailable, TransientError
 from ..fileio import NAME_MAX, copy_with_md5, fit_name, md5_file, open_source_stat, same_version
-from .base import Features, RemoteEntry, UploadResult
+from .base import Features, OwnFileReads, RemoteEntry, UploadResult
 
 log = logging.getLogger("syncd.local")
 
@@ -59,7 +59,7 @@ def _rev(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-class LocalRemote:
+class LocalRemote(OwnFileReads):
     """A target folder on a mounted filesystem."""
 
     def __init__(self, address: str, root: Path) -> None:

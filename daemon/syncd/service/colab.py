@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import SyncdError, UsageError
 from ..mirror.flush import FlushOutcome
 from ..mirror.manifest import manifest_record
-from ..mirror.model import ProjectState
+from ..mirror.model import PauseKind, ProjectState
 from .ipc import DaemonNotRunning
 from .status import iso
 
@@ -33,18 +34,65 @@ FLUSH_TIMEOUT_S = 60.0  # `syncd flush` without --timeout
 MOUNT_ROOT = "/content/drive/MyDrive"  # where `drive.mount("/content/drive")` shows My Drive
 
 
+FILES_NAMED = 5  # a flush that failed on files names this many, then "and N more"
+
+
+def _files_failure(name: str, errors: dict[str, str]) -> str:
+    named = [f"{path} ({why})" for path, why in sorted(errors.items())[:FILES_NAMED]]
+    more = len(errors) - len(named)
+    listed = ", ".join(named) + (f" and {more} more" if more else "")
+    return (
+        f"{name}: {len(errors)} file(s) could not be mirrored, so their edits are not on "
+        f"the target: {listed}"
+    )
+
+
 def _failure(name: str, outcome: FlushOutcome, timeout: float) -> str:
-    why = f": {outcome.reason}" if outcome.reason else ""
+    """One sentence: why this project's flush did not finish, and only its own remedy."""
+    reason = outcome.reason or ""
+    why = f": {reason}" if reason else ""
+    if outcome.file_errors:
+        return _files_failure(name, outcome.file_errors)
     if outcome.state == ProjectState.PAUSED.value:
+        if outcome.paused_by in (PauseKind.DELETES.value, PauseKind.FOLDER.value):
+            return f"{name} is paused{why}"  # the hold's reason says what resumes it
         return f"{name} is paused{why}; resume it with `syncd resume {name}`, then flush again"
+    if outcome.state == ProjectState.ERROR.value:
+        return f"{name} is in error{why}"  # at once: nothing moves until it is fixed
     if outcome.state == ProjectState.OFFLINE.value:
         return f"{name} is offline{why}; edits wait until the target is reachable again"
     if outcome.state == ProjectState.AUTH_REQUIRED.value:
-        return f"{name} needs Drive credentials{why}; run `syncd auth drive`"
+        remedy = "" if "syncd auth drive" in reason else "; run `syncd auth drive`"
+        return f"{name} needs Drive credentials{why}{remedy}"
     return (
         f"{name}: not every edit reached the target within {timeout:g} s "
         f"(state {outcome.state}{why}); try again with a longer --timeout"
     )
+
+
+def _flush_all(host: ControlHost, projects: list[ProjectConfig], timeout: float) -> list[Any]:
+    """Each project's outcome (or the error that stopped it), all waiting at the same time,
+    so ``timeout`` bounds the whole command however many projects there are."""
+    outcomes: list[Any] = [None] * len(projects)
+
+    def one(i: int, pc: ProjectConfig) -> None:
+        try:
+            outcomes[i] = host.mirror(pc.name).flush(timeout)
+        except SyncdError as exc:
+            outcomes[i] = exc
+
+    if len(projects) == 1:
+        one(0, projects[0])
+        return outcomes
+    threads = [
+        threading.Thread(target=one, args=(i, pc), name=f"flush-{pc.name}", daemon=True)
+        for i, pc in enumerate(projects)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
 
 
 def flush(host: ControlHost, projects: list[ProjectConfig], timeout: float) -> dict[str, Any]:
@@ -55,8 +103,10 @@ def flush(host: ControlHost, projects: list[ProjectConfig], timeout: float) -> d
             "start it with `syncd run`, or mirror once with `syncd sync --once`",
         )
     done, problems = [], []
-    for pc in projects:
-        outcome = host.mirror(pc.name).flush(timeout)
+    for pc, outcome in zip(projects, _flush_all(host, projects, timeout), strict=True):
+        if isinstance(outcome, SyncdError):
+            problems.append(str(outcome))  # names the project already
+            continue
         if not outcome.done:
             problems.append(_failure(pc.name, outcome, timeout))
             continue

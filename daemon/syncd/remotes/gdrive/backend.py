@@ -120,6 +120,27 @@ class GDriveRemote:
         self._answered(item)
         return item.entry(path)
 
+    def current(self, path: str, known: RemoteEntry) -> RemoteEntry | None:
+        item = self.ns.get(known.id, path)  # files.get: never the cache (a hand-trashed file)
+        self.states.learned(known.id, item)
+        if item is None or item.trashed or item.is_dir or not self._is_at(item, path):
+            return None
+        self._answered(item)
+        return item.entry(path)
+
+    def head(self, entry: RemoteEntry, size: int) -> bytes:
+        def request() -> Any:
+            req = self.ns.files().get_media(fileId=entry.id, supportsAllDrives=True)
+            req.headers["Range"] = f"bytes=0-{size - 1}"  # Drive answers 206 with that part
+            return req
+
+        try:
+            return bytes(self.api.call(request, f"reading {entry.path}"))
+        except ApiError as err:
+            if err.status == 416:  # an empty file
+                return b""
+            raise self.ns.error(err, entry.path) from err
+
     def _own_unrecorded(self, path: str, item: DriveItem, recorded: str | None) -> bool:
         """Drive holds an md5 syncd sent over this file (``uploads.intend_update``) that
         the index does not show; once it does, or the file holds anything else, the
