@@ -21,7 +21,7 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..fileio import CHUNK, fit_name, same_version
+from ..fileio import CHUNK, NAME_MAX, fit_name, same_version
 from .bulk import Created
 
 TMP_PREFIX = ".syncd-tmp-"
@@ -30,6 +30,7 @@ _SRC_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK  # as fi
 # Temporary names need to be unlikely to meet, not secret (O_EXCL settles a meeting):
 # a seeded generator spares the getrandom() call per file that ``secrets`` makes.
 _TMP_RNG = random.Random(secrets.randbits(64))
+_SURELY_FITS = NAME_MAX // 4  # characters that fit NAME_MAX bytes in any UTF-8
 _UTIME_FD = os.utime in os.supports_fd  # futimens: the mtime set on the open file
 _NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK)
 
@@ -75,7 +76,11 @@ def _rev(st: os.stat_result) -> str:
 
 
 def tmp_name(parent: str, name: str) -> str:
-    return os.path.join(parent, fit_name(f"{TMP_PREFIX}{_TMP_RNG.getrandbits(32):08x}-{name}"))
+    """``.syncd-tmp-XXXXXXXX-NAME`` beside the target, cut to NAME_MAX bytes when long."""
+    tmp = f"{TMP_PREFIX}{_TMP_RNG.getrandbits(32):08x}-{name}"
+    if len(tmp) > _SURELY_FITS:  # at most 4 bytes a character: only a long name needs encoding
+        tmp = fit_name(tmp)
+    return f"{parent}/{tmp}"
 
 
 def copy_new(
@@ -145,7 +150,7 @@ def _copy_one(src: str, target: str, dst_root: str) -> tuple[os.stat_result, str
 def _open_tmp(target: str, dst_root: str) -> tuple[str, int]:
     """A new temporary file beside ``target``; its folders made when missing, below a
     root that still exists (OSError otherwise, and on a name already taken)."""
-    parent, name = os.path.split(target)
+    parent, _, name = target.rpartition("/")
     tmp = tmp_name(parent, name)
     try:
         return tmp, os.open(tmp, _TMP_FLAGS, 0o666)
