@@ -212,3 +212,47 @@ def test_a_target_root_that_vanishes_mid_copy_is_not_made_again(tmp_path: Path) 
     assert not dst.exists(), "a root that vanished must not be made again"
     assert len(placed) == 10 and sorted(left) == sorted(set(paths) - set(placed))
     assert LocalRemote(f"local:{dst}", dst).create_new(src, paths, created) == paths
+
+
+MOUNTS = r"""22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw
+31 22 0:40 / /mnt/g\040drive rw,nosuid shared:9 - fuse.rclone gdrive: rw,user_id=0
+32 22 0:41 / /mnt/g rw - nfs4 host:/x rw
+33 22 8:17 / /media/usb rw - vfat /dev/sdb1 rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/mnt/g drive/Colab", "fuse.rclone"),  # the mount point's space is \040 there
+        ("/mnt/g/x", "nfs4"),
+        ("/mnt/gx", "ext4"),  # a longer name is not inside /mnt/g
+        ("/media/usb/backup", "vfat"),
+        ("/home/me", "ext4"),
+    ],
+)
+def test_a_targets_filesystem_type_comes_from_mountinfo(path: str, kind: str) -> None:
+    assert local_files.fs_type(path, MOUNTS) == kind
+    assert local_files.waits(path, MOUNTS) == (kind in ("fuse.rclone", "nfs4"))
+
+
+def test_on_a_fuse_mount_new_files_take_the_per_file_path(
+    make_rig: Callable[[str], Rig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig("r")
+    fake = tmp_path / "mountinfo"
+    fake.write_text(
+        f"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n40 22 0:50 / {rig.dst} rw - fuse.rclone g: rw\n"
+    )
+    monkeypatch.setattr(local_files, "MOUNTINFO", str(fake))  # the environment, not our code
+    calls: list[int] = []
+    real_copy_new = local_files.copy_new
+    monkeypatch.setattr(
+        "syncd.remotes.local.copy_new", lambda *a: calls.append(1) or real_copy_new(*a)
+    )
+    rig.dst.mkdir()
+    for i in range(FILLER):
+        rig.write(f"d/f{i}.txt", f"{i}")
+    rig.sync()
+    assert calls == [], "no bulk copy on a FUSE mount: the upload threads overlap its waits"
+    assert len(rig.target.live()) == FILLER and len(rig.db.files("p")) == FILLER

@@ -34,7 +34,7 @@ from .decide import (
     decide_upload,
 )
 from .facts import entry_of, hash_local, known_of, record, there_of
-from .newfiles import batch_runs
+from .newfiles import runs_for
 from .summary import BatchSummary
 from .tracker import StateTracker
 from .workers import WorkerPool
@@ -283,7 +283,7 @@ class Applier:
             return abort.is_set() or self.cancelled()
 
         def task(items: list[tuple[str, FileRecord | None]]) -> None:
-            for p, rec in bulk.copy(items) if bulk and not cancelled() else items:
+            for p, rec in items:
                 if cancelled():
                     return
                 if not self._upload_one(p, rec, failure):
@@ -297,7 +297,7 @@ class Applier:
                     return  # stopping: in-flight copies finish (or die with the process)
 
         try:
-            runs, bulk = batch_runs(self, paths)  # new files: copied in bulk where possible
+            runs = runs_for(self, paths, cancelled)  # new files: copied in bulk where possible
             done = self.pool.run(task, runs, cancelled=cancelled, wait=wait)
         finally:
             self.db.flush_files()

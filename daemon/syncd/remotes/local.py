@@ -38,6 +38,7 @@ from .local_files import (
     _stat_or_none,
     copy_new,
     tmp_name,
+    waits,
 )
 
 log = logging.getLogger("syncd.local")
@@ -70,6 +71,7 @@ class LocalRemote:
         self._root = str(root)  # paths joined as strings: pathlib costs ~10 µs a join per file
         self.features = FEATURES
         self._swept = False
+        self._bulk: bool | None = None  # copy new files in one loop (not on a waiting fs)
 
     # --- helpers -------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class LocalRemote:
                 )
             if not self._swept:
                 self._sweep()
+            self._bulk = None  # a mount may have come or gone: looked at again when needed
             return
         if create and not self.root.exists():
             try:
@@ -252,7 +255,12 @@ class LocalRemote:
         self, source_root: Path, paths: Iterable[str], created: Callable[[Created], None]
     ) -> list[str]:
         """``upload`` of many new files at once (``remotes.bulk.CreatesNew``): see
-        ``local_files.copy_new``; returns the paths left to ``upload``."""
+        ``local_files.copy_new``; returns the paths left to ``upload`` — all of them on a
+        network or FUSE mount (``local_files.waits``), where upload threads overlap."""
+        if self._bulk is None:
+            self._bulk = not waits(self._root)
+        if not self._bulk:
+            return list(paths)
         return copy_new(os.fspath(source_root), self._root, paths, created)
 
     def _open_tmp(self, target: str) -> tuple[str, int]:

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import random
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterable
@@ -32,6 +33,42 @@ _TMP_RNG = random.Random(secrets.randbits(64))
 _SURELY_FITS = NAME_MAX // 4  # characters that fit NAME_MAX bytes in any UTF-8
 _UTIME_FD = os.utime in os.supports_fd  # futimens: the mtime set on the open file
 _NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK)
+
+
+# Filesystems where a file operation waits on a network or on another process (FUSE: an
+# rclone or google-drive-ocamlfuse mount of Drive, sshfs): there the per-file path's
+# upload threads overlap the waits, which one loop would add up.  Local disks (USB ones
+# too: writes land in the page cache) are CPU work under the GIL, where one loop is best.
+MOUNTINFO = "/proc/self/mountinfo"
+WAITING_FS = ("fuse", "nfs", "cifs", "smb", "9p", "afs", "ceph", "glusterfs", "davfs", "lustre")
+
+
+def fs_type(path: str, mountinfo: str | None = None) -> str:
+    """The type of the filesystem ``path`` is on, from ``/proc/self/mountinfo`` (Linux;
+    "" where there is none): the longest mount point that contains the path wins."""
+    if mountinfo is None:
+        try:
+            with open(MOUNTINFO, encoding="utf-8", errors="replace") as f:
+                mountinfo = f.read()
+        except OSError:
+            return ""
+    real = os.path.realpath(path)
+    best, kind = -1, ""
+    for line in mountinfo.splitlines():
+        head, _, tail = line.partition(" - ")
+        fields = head.split(" ")
+        if len(fields) < 5 or not tail:
+            continue
+        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])  # \040: space
+        inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > best:
+            best, kind = len(mount), tail.split(" ")[0]
+    return kind
+
+
+def waits(path: str, mountinfo: str | None = None) -> bool:
+    """``path`` is on a network or FUSE filesystem (``WAITING_FS``)."""
+    return fs_type(path, mountinfo).startswith(WAITING_FS)
 
 
 def _rev(st: os.stat_result) -> str:
