@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -85,7 +86,11 @@ class SyncdAt(Syncd):
     """The syncd of another checkout (``--baseline DIR``): its ``daemon/`` on PYTHONPATH."""
 
     name = "baseline"
-    daemon_dir = Path()
+    dirs: dict[str, Path] = {}  # tool name → that checkout's daemon/
+
+    def __init__(self, tool: str, src: Path, dst: Path, delay: float) -> None:
+        self.daemon_dir = self.dirs[tool]
+        super().__init__(src, dst, delay)
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(self.daemon_dir), HOME=str(self.home))
@@ -100,8 +105,8 @@ class SyncdAt(Syncd):
 
 
 def make_runner(tool: str, src: Path, dst: Path, delay: float) -> Tool:
-    if tool == "baseline":
-        return SyncdAt(src, dst, delay)
+    if tool in SyncdAt.dirs:
+        return SyncdAt(tool, src, dst, delay)
     return Syncd(src, dst, delay) if tool == "syncd" else Lsyncd(src, dst, delay)
 
 
@@ -221,6 +226,9 @@ def table(args, n_files: int) -> None:
     row("initial mirror: start → idle", "mirror_s", lambda v: f"{v:.2f} s")
     row("initial mirror: fastest run", "mirror_best", lambda v: f"{v:.2f} s")
     row("initial mirror: files/s", "mirror_s", lambda v: f"{n_files / v:,.0f}")
+    first = R[tools[0]].get("mirror_s")
+    if first:  # the first column is the "before" when --baseline is given
+        row(f"initial mirror: × {tools[0]}'s files/s", "mirror_s", lambda v: f"{first / v:.2f}×")
     row("initial mirror: CPU s (all cores)", "mirror_cpu", lambda v: f"{v:.2f} s")
     row("initial mirror: files per CPU s", "mirror_cpu", lambda v: f"{n_files / v:,.0f}")
     row("files wrong after the mirrors", "wrong", str, "0")
@@ -249,8 +257,11 @@ def main() -> None:
     ap.add_argument(
         "--baseline",
         type=Path,
+        action="append",
+        default=[],
         help="also run the syncd of this other checkout (e.g. `git worktree add` of main), "
-        "taking turns with this one",
+        "taking turns with this one; may be given more than once (a column each, named "
+        "by the checkout's commit)",
     )
     ap.add_argument(
         "--mirror-only",
@@ -260,17 +271,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.files, args.folders, args.edits, args.reps, args.idle = 2_000, 200, 10, 1, 10.0
-    tools = ["syncd"]
-    if args.baseline is not None:
-        SyncdAt.daemon_dir = args.baseline.resolve() / "daemon"
-        tools.insert(0, "baseline")
+    tools = []
+    for checkout in args.baseline:
+        name = checkout_name(checkout)
+        SyncdAt.dirs[name] = checkout.resolve() / "daemon"
+        tools.append(name)
+    tools.append("syncd")
     if args.no_lsyncd or not Lsyncd.available():
         say("lsyncd not installed" if not args.no_lsyncd else "lsyncd skipped (--no-lsyncd)")
     else:
         tools.append("lsyncd")
     for t in tools:
         R[t] = {}
-    say(f"machine: {machine()}; syncd: {source_version()}")
+    say(f"machine: {machine()}; syncd: {source_version()}; {load()}")
     work = fresh_dir("local", scratch_base(args.files * 3000 * (1 + len(tools))))
     runners: dict[str, Tool] = {}
     try:
@@ -295,6 +308,20 @@ def main() -> None:
             runner.cleanup()
         shutil.rmtree(work, ignore_errors=True)
     table(args, args.files)
+    say(f"after the run: {load()}")
+
+
+def checkout_name(checkout: Path) -> str:
+    """A baseline's column: the short commit of that checkout (else its folder's name)."""
+    out = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or checkout.name
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 min): how much the figures had to share the CPUs."""
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

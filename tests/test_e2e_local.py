@@ -108,20 +108,35 @@ def test_edits_reach_the_target(tmp_path: Path, run_daemon) -> None:
     assert d.stop() == 0
 
 
+N_KILL = 10_000
+
+
+def files_in(root: Path) -> int:
+    """Files under ``root`` (syncd's temporary ones left out), by name only: a cheap poll."""
+    return sum(1 for _, _, names in os.walk(root) for n in names if not n.startswith(".syncd-tmp-"))
+
+
 def test_kill_9_mid_mirror_then_restart_converges_without_recopying(
     tmp_path: Path, run_daemon
 ) -> None:
     cfg = write_config(tmp_path / "c.yaml", [project(tmp_path, workers=2)])
     src, dst = tmp_path / "p", tmp_path / "p-mirror"
-    for i in range(2000):
+    # Enough files that a first mirror (~15,000 files/s on tmpfs since #14) is still under
+    # way when the kill comes, and a progress check cheap enough (names, no md5) to poll
+    # every millisecond: with 2,000 files and an md5 of the target per 50 ms poll, the
+    # mirror was over before the kill on a quiet machine.
+    for i in range(N_KILL):
         sub = src / f"d{i % 50:02d}"
         sub.mkdir(exist_ok=True)
         (sub / f"f{i}.txt").write_text(f"file {i}\n" * 20)
     d = run_daemon(cfg)
-    wait_for(lambda: dst.is_dir() and len(tree(dst)) >= 300, what="mirror under way")
+    deadline = time.monotonic() + 20
+    while files_in(dst) < 300:
+        assert time.monotonic() < deadline, "timed out waiting for the mirror to get under way"
+        time.sleep(0.001)
     d.kill()
     copied = tree(dst)
-    assert 0 < len(copied) < 2000, "the kill must land in the middle of the mirror"
+    assert 0 < len(copied) < N_KILL, "the kill must land in the middle of the mirror"
 
     # while it is down: edit, delete and add files
     edited = sorted(copied)[:10]

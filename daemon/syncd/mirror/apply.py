@@ -34,9 +34,10 @@ from .decide import (
     decide_upload,
 )
 from .facts import entry_of, hash_local, known_of, record, there_of
+from .newfiles import runs_for
 from .summary import BatchSummary
 from .tracker import StateTracker
-from .workers import WorkerPool, runs_with_rows
+from .workers import WorkerPool
 
 log = logging.getLogger("syncd.mirror")
 
@@ -90,9 +91,9 @@ class Applier:
             op, retry_if=lambda exc: isinstance(exc, TransientError), give_up=self.cancelled
         )
 
-    def _done_one(self, in_flight: int = 0) -> None:
+    def count_done(self, n: int = 1, in_flight: int = 0) -> None:
         with self._lock:
-            self.left = max(0, self.left - 1)
+            self.left = max(0, self.left - n)
             self.in_flight += in_flight
         self.beat()
 
@@ -239,7 +240,7 @@ class Applier:
             except FileError as exc:
                 self.tracker.file_error(rec.path, exc.message)
                 self.summary.add("skipped")
-            self._done_one()
+            self.count_done()
             folders.add(rec.path.rpartition("/")[0])
         if prune:
             self.prune(folders)
@@ -296,9 +297,7 @@ class Applier:
                     return  # stopping: in-flight copies finish (or die with the process)
 
         try:
-            runs = runs_with_rows(
-                paths, self.pool.workers, lambda p: self.db.files_in(self.name, p)
-            )
+            runs = runs_for(self, paths, cancelled)  # new files: copied in bulk where possible
             done = self.pool.run(task, runs, cancelled=cancelled, wait=wait)
         finally:
             self.db.flush_files()
@@ -326,7 +325,7 @@ class Applier:
             failure.append(exc)
             return False
         finally:
-            self._done_one(in_flight=-1)
+            self.count_done(in_flight=-1)
         return True
 
     def _record(self, rec: FileRecord) -> None:

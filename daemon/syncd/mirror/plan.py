@@ -98,6 +98,7 @@ class Planner:
         self.tick = tick
         self._root = str(root)
         self._root_id: tuple[int, int] | None = None
+        self._root_real = ""  # the root's realpath, read at the start of each plan
 
     # --- the full walk -------------------------------------------------------
 
@@ -139,6 +140,7 @@ class Planner:
         symlink is worked out once per folder.
         """
         dirty = list(dirty)
+        self._root_real = os.path.realpath(self.root)  # once, for every folder's link check
         index = _IndexView(self.db, self.name, len(dirty))
         links: dict[str, bool] = {}
         plan = Plan()
@@ -204,7 +206,7 @@ class Planner:
             parent = p.rpartition("/")[0]
             behind = links.get(parent)
             if behind is None:
-                behind = links[parent] = self.behind_link(p)
+                behind = links[parent] = self.behind_link(p, self._root_real)
             if behind:
                 self.tracker.notice(parent, SYMLINK)
                 return  # neither upload through the link nor trash the remote copy
@@ -239,10 +241,12 @@ class Planner:
             else:
                 plan.deletes.append(rec)
 
-    def behind_link(self, path: str) -> bool:
-        """True when a parent folder of ``path`` is a symlink (lstat follows parents)."""
+    def behind_link(self, path: str, root_real: str | None = None) -> bool:
+        """True when a parent folder of ``path`` is a symlink (lstat follows parents).
+        ``root_real``: the root's realpath, when the caller already has it."""
         parent = os.path.dirname(os.path.join(self.root, path))
-        return os.path.realpath(parent) != os.path.realpath(self.root) + (
+        root_real = os.path.realpath(self.root) if root_real is None else root_real
+        return os.path.realpath(parent) != root_real + (
             "/" + os.path.dirname(path) if os.path.dirname(path) else ""
         )
 

@@ -137,6 +137,15 @@ class StateTracker:
             self._file_errors.pop(path, None)
             self._reported = {r for r in self._reported if r[0] != path}
 
+    def files_ok(self, paths: list[str]) -> None:
+        """``file_ok`` for many paths (a bulk copy's), in one pass over the marks."""
+        with self._lock:
+            for path in paths:
+                self._file_errors.pop(path, None)
+            if self._reported:
+                done = set(paths)
+                self._reported = {r for r in self._reported if r[0] not in done}
+
     def keep_errors_of(self, paths: Iterable[str]) -> None:
         """After a full walk: only these paths still have a problem (the rest were fixed)."""
         keep = set(paths)

@@ -17,22 +17,33 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import random
 import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..errors import FileChanged, FileError, TargetUnavailable, TransientError
-from ..fileio import NAME_MAX, copy_with_md5, fit_name, md5_file, open_source_stat, same_version
+from ..fileio import NAME_MAX, copy_with_md5, md5_file, open_source_stat, same_version
 from .base import Features, OwnFileReads, RemoteEntry, UploadResult
+from .bulk import Created
+from .local_files import (
+    _TMP_FLAGS,
+    _UTIME_FD,
+    TMP_PREFIX,
+    _link_noreplace,
+    _rename_noreplace,
+    _rev,
+    _stat_or_none,
+    copy_new,
+    tmp_name,
+    waits,
+)
 
 log = logging.getLogger("syncd.local")
 
 TRASH = ".syncd-trash"
-TMP_PREFIX = ".syncd-tmp-"
 _OUR_TMP = re.compile(r"\.syncd-tmp-[0-9a-f]{8}-")
 FEATURES = Features(
     stable_ids=False,  # the id is the path: a move changes it
@@ -49,14 +60,6 @@ _NAME_REJECTED = {errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ}
 # should be, or the reverse): that path's problem, never the whole target's.
 _IN_THE_WAY = {errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY}
 _GONE = (FileNotFoundError, NotADirectoryError)
-_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-# Temporary names need to be unlikely to meet, not secret (O_EXCL settles a meeting):
-# a seeded generator spares the getrandom() call per file that ``secrets`` makes.
-_TMP_RNG = random.Random(secrets.randbits(64))
-
-
-def _rev(st: os.stat_result) -> str:
-    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 class LocalRemote(OwnFileReads):
@@ -68,6 +71,7 @@ class LocalRemote(OwnFileReads):
         self._root = str(root)  # paths joined as strings: pathlib costs ~10 µs a join per file
         self.features = FEATURES
         self._swept = False
+        self._bulk: bool | None = None  # copy new files in one loop (not on a waiting fs)
 
     # --- helpers -------------------------------------------------------------
 
@@ -110,6 +114,7 @@ class LocalRemote(OwnFileReads):
                 )
             if not self._swept:
                 self._sweep()
+            self._bulk = None  # a mount may have come or gone: looked at again when needed
             return
         if create and not self.root.exists():
             try:
@@ -246,15 +251,25 @@ class LocalRemote(OwnFileReads):
                 except OSError:
                     pass  # swept by the next start
 
+    def create_new(
+        self, source_root: Path, paths: Iterable[str], created: Callable[[Created], None]
+    ) -> list[str]:
+        """``upload`` of many new files at once (``remotes.bulk.CreatesNew``): see
+        ``local_files.copy_new``; returns the paths left to ``upload`` — all of them on a
+        network or FUSE mount (``local_files.waits``), where upload threads overlap."""
+        if self._bulk is None:
+            self._bulk = not waits(self._root)
+        if not self._bulk:
+            return list(paths)
+        return copy_new(os.fspath(source_root), self._root, paths, created)
+
     def _open_tmp(self, target: str) -> tuple[str, int]:
         """A new temporary file beside ``target`` (its folders made when missing, below a
         root that must exist: a vanished root is never recreated as a side effect)."""
         parent, name = os.path.split(target)
         made = False
         while True:
-            tmp = os.path.join(
-                parent, fit_name(f"{TMP_PREFIX}{_TMP_RNG.getrandbits(32):08x}-{name}")
-            )
+            tmp = tmp_name(parent, name)
             try:
                 return tmp, os.open(tmp, _TMP_FLAGS, 0o666)
             except FileExistsError:
@@ -342,58 +357,3 @@ class LocalRemote(OwnFileReads):
 
     def close(self) -> None:
         pass
-
-
-_UTIME_FD = os.utime in os.supports_fd  # futimens: the mtime set on the open file
-
-
-def _link_noreplace(src: str, dst: str) -> None:
-    """``_rename_noreplace`` for syncd's own temporary file (no checks on what ``src`` is)."""
-    try:
-        os.link(src, dst, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-            raise
-        _rename_noreplace(Path(src), Path(dst))  # no hard links on this filesystem
-    else:
-        os.unlink(src)
-
-
-def _rename_noreplace(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError then).
-
-    Files: ``link`` + ``unlink``, atomic about the name.  Folders, and filesystems
-    without hard links: a check just before the rename (a folder cannot hide a
-    rename onto a non-empty folder anyway: ENOTEMPTY).
-    """
-    if not src.is_dir() or src.is_symlink():
-        try:
-            os.link(src, dst, follow_symlinks=False)
-        except FileExistsError:
-            if not _same_file(src, dst):
-                raise
-            os.rename(src, dst)  # a case-only rename on a case-insensitive disk
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-                raise
-        else:
-            os.unlink(src)
-            return
-    if os.path.lexists(dst) and not _same_file(src, dst):
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
-    os.rename(src, dst)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samestat(os.lstat(a), os.lstat(b))
-    except OSError:
-        return False
-
-
-def _stat_or_none(path: Path | str) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except OSError:
-        return None
