@@ -168,6 +168,42 @@ def test_deep_paths_mirror_and_a_path_too_long_is_one_files_error(scenario, remo
     no_traceback(d.log)
 
 
+@pytest.mark.parametrize("remote", REMOTES)
+def test_names_that_are_not_utf8_are_skipped_one_by_one(scenario, remote) -> None:
+    """Linux allows any bytes in a name; Drive, Kaggle and the index take UTF-8 only. Such a
+    file (or folder) is one file's error, shown escaped; it never stops the batch (it used
+    to: SQLite's encoder raised on the whole plan and nothing was mirrored)."""
+    sc = scenario(remote)
+    src = os.fsencode(sc.src)
+    (sc.src / "a.txt").write_text("a\n")
+    (sc.src / "gone.txt").write_text("renamed to a bad name later\n")
+    with open(src + b"/bad\xff.txt", "wb") as f:
+        f.write(b"latin-1 name\n")
+    d = sc.start()
+    sc.quiet(d, states=("idle", "error"))
+    assert sc.target.read("a.txt") == b"a\n"
+    assert sc.target.read("gone.txt") is not None
+    assert "bad\\xff.txt" in str(state(d)["mirror"]["last_error"])
+
+    # While running: a folder with a bad name, a rename to a bad name, and a good edit.
+    os.mkdir(src + b"/dir\xfe")
+    with open(src + b"/dir\xfe/in.txt", "wb") as f:
+        f.write(b"inside\n")
+    os.rename(src + b"/gone.txt", src + b"/gone\xe9.txt")
+    (sc.src / "b.txt").write_text("after\n")
+    sc.quiet(d, timeout=30, states=("idle", "error"))
+    assert sc.target.read("b.txt") == b"after\n"
+    assert sc.target.read("a.txt") == b"a\n"
+    assert sc.target.read("gone.txt") is None  # the old name left, as for any deletion
+    assert "gone.txt" in sc.target.trashed()
+    assert not any("\\x" in p or "\udcff" in p for p in sc.target.live())
+    with open(src + b"/gone\xe9.txt", "rb") as f:
+        assert f.read() == b"renamed to a bad name later\n"  # nothing local is touched
+    assert "skipping dir\\xfe: its name is not valid UTF-8" in d.log
+    no_traceback(d.log)
+    assert d.stop() == 0
+
+
 # --- file kinds ----------------------------------------------------------------------------------
 
 

@@ -74,7 +74,7 @@ def test_file_errors_are_logged_once_and_leave_when_fixed(rig, caplog) -> None:
     assert len(lines(caplog)) == 2
     snap = tracker.snapshot()
     assert set(snap.file_errors) == {"a.txt", "b.txt"}
-    assert snap.last_error == "the target rejected the name"
+    assert snap.last_error == "b.txt: the target rejected the name"
     tracker.file_ok("b.txt")
     tracker.keep_errors_of([])  # a full walk found nothing wrong with a.txt any more
     snap = tracker.snapshot()

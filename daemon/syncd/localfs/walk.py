@@ -42,6 +42,28 @@ class Walk:
     links: set[str] = field(default_factory=set)  # symlinks: never followed, never mirrored
 
 
+# Linux hands names over as bytes; Python decodes bytes that are not UTF-8 to lone
+# surrogates (PEP 383). Drive, Kaggle and SQLite (the index) take UTF-8 text only, so
+# such a file cannot be mirrored: it is skipped with this reason, never the whole batch.
+NOT_UTF8 = "its name is not valid UTF-8 (Drive, Kaggle and the index need UTF-8): rename it"
+
+
+def not_utf8(rel: str) -> bool:
+    """True for a path holding bytes that are not UTF-8 (see ``NOT_UTF8``)."""
+    if rel.isascii():
+        return False
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def shown(rel: str) -> str:
+    """A path as text that can go anywhere (status, logs): bad bytes as ``\\xff``."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def walk(
     root: Path, rules: IgnoreRules, under: str = "", tick: Callable[[], None] | None = None
 ) -> Walk:
@@ -64,6 +86,9 @@ def walk(
             continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if not_utf8(entry.name):
+                result.skipped[shown(rel)] = NOT_UTF8  # a folder: everything below it too
+                continue
             try:
                 if entry.is_symlink():
                     # Never followed: a link may point out of the project or loop.

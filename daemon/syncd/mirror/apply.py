@@ -21,6 +21,7 @@ from pathlib import Path
 from ..db.statedb import FileRecord, StateDB
 from ..errors import FileChanged, FileError, TransientError
 from ..fileio import conflict_name, stat_key
+from ..localfs.walk import not_utf8
 from ..remotes.base import Remote, RemoteEntry
 from ..retry import ENGINE_OPERATIONS
 from .decide import (
@@ -118,6 +119,8 @@ class Applier:
         touched: set[str] = set()
         for src, dst, is_dir in moves:
             touched.update((src, dst))
+            if not_utf8(src) or not_utf8(dst):
+                continue  # the plan trashes the source and reports the name it cannot take
             try:
                 self._retry(lambda s=src, d=dst, i=is_dir: self._move(s, d, i))  # type: ignore[misc]
             except FileError as exc:

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..db.statedb import FileRecord, StateDB
 from ..fileio import stat_key
 from ..localfs.ignore import IgnoreRules
-from ..localfs.walk import walk
+from ..localfs.walk import NOT_UTF8, not_utf8, shown, walk
 from .compare import ScanChanges, compare
 from .model import PauseKind
 from .tracker import StateTracker
@@ -153,6 +153,9 @@ class Planner:
             if p in done:
                 continue
             done.add(p)
+            if not_utf8(p):  # from an event: the walk never yields one
+                self.tracker.file_error(shown(p), NOT_UTF8)
+                continue
             below.update(index.under(p))
             readable, st = self._lstat(p)
             if st is not None and stat.S_ISDIR(st.st_mode):

@@ -161,7 +161,9 @@ class StateTracker:
     def snapshot(self) -> TrackedState:
         with self._lock:
             errors = dict(self._file_errors)
-            last = self._global_error or (next(reversed(errors.values())) if errors else None)
+            # A file's error names the file: "cannot read it" alone says not which one.
+            newest = next(reversed(errors.items())) if errors else None
+            last = self._global_error or (f"{newest[0]}: {newest[1]}" if newest else None)
             return TrackedState(self._state, self._reason, last, errors)
 
 
