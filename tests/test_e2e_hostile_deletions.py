@@ -85,3 +85,42 @@ def test_small_project_emptied_except_git_pauses_instead_of_trashing(scenario, r
     assert st is not None
     p = st["projects"][0]
     assert p["state"] == "paused" and "--confirm-deletes" in (p["reason"] or ""), p
+
+
+@pytest.mark.parametrize("remote", REMOTES)
+def test_project_folder_moved_away_pauses_flush_fails_and_moving_it_back_resumes(
+    scenario, remote
+) -> None:
+    """`mv p p-away` while the daemon runs: no event says so (the watch follows the moved
+    folder), so before this the project stayed `idle` and `syncd flush` said every edit was
+    on the target. Now: paused with the reason, flush fails with it, nothing trashed; moved
+    back, the project resumes and an edit made while away is mirrored."""
+    sc = scenario(remote)
+    for i in range(5):
+        (sc.src / f"f{i}.py").write_text(f"# {i}\n")
+    d = sc.start()
+    sc.quiet(d)
+    away = sc.src.with_name(sc.src.name + "-away")
+    os.rename(sc.src, away)
+
+    def paused() -> dict:
+        st = d.status()
+        assert st is not None
+        return st["projects"][0]
+
+    deadline = time.monotonic() + 20
+    while paused()["state"] != "paused":
+        assert time.monotonic() < deadline, paused()
+        time.sleep(0.2)
+    assert "is missing" in paused()["reason"]
+    flush = sc.cli("flush", "--timeout", "5")
+    assert flush.returncode != 0 and "missing" in flush.stdout + flush.stderr, flush
+    assert len(sc.target.live()) == 5 and not sc.target.trashed()
+
+    (away / "f0.py").write_text("# edited while away\n")
+    os.rename(away, sc.src)
+    sc.quiet(d, timeout=30)
+    assert sc.converged(), sc.diff()
+    assert not sc.target.trashed()
+    assert sc.cli("flush", "--timeout", "20").returncode == 0
+    assert d.stop() == 0
