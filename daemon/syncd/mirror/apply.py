@@ -2,10 +2,9 @@
 
 Each file's question "what now?" is answered by ``decide`` from the facts gathered here (the
 index row, the local stat and md5, what the remote holds); this module only fetches those facts
-and does what the answer says. A problem with one path (``FileError``) is that path's error in
-the tracker and never stops the others; a problem with the remote as a whole (``RemoteError``
-after the operation retries) ends the batch and is the runner's to handle. The index is written
-only after the remote confirmed.
+and does what the answer says. One path's problem (``FileError``) is its error in the tracker,
+never the others'; the remote's as a whole (``RemoteError`` after the operation retries) ends
+the batch and is the runner's. The index is written only after the remote confirmed.
 """
 
 from __future__ import annotations
@@ -111,15 +110,12 @@ class Applier:
     # --- moves ---------------------------------------------------------------
 
     def moves(self, moves: Iterable[tuple[str, str, bool]]) -> set[str]:
-        """Carry out local renames on the remote; return every path involved.
-
-        A rename that cannot be a move on the remote is left to the plan of the
-        same paths: an upload at the destination and a deletion at the source.
-        """
+        """Carry out local renames on the remote; return every path involved. A rename that
+        cannot be a move there is left to the plan: an upload here, a deletion there."""
         touched: set[str] = set()
         for src, dst, is_dir in moves:
             touched.update((src, dst))
-            if not_utf8(src) or not_utf8(dst):
+            if not_utf8(src + dst):
                 continue  # the plan trashes the source and reports the name it cannot take
             try:
                 self._retry(lambda s=src, d=dst, i=is_dir: self._move(s, d, i))  # type: ignore[misc]

@@ -250,7 +250,8 @@ class MirrorRunner(FlushingRunner):
         self._wake.wait(seconds)
 
     def _turn(self) -> None:
-        if self._needs_scan:
+        # A folder moved away sends no event (the watch follows it): the walk's guard pauses.
+        if self._needs_scan or not self.root.is_dir():
             self.full_scan()
             return
         poll_due = self.poll_every is not None and time.monotonic() >= self._next_poll
@@ -296,12 +297,6 @@ class MirrorRunner(FlushingRunner):
         if now < self._next_root_check:
             return
         self._next_root_check = now + ROOT_CHECK_S
-        if self._pause is None and not self.root.is_dir():
-            # Moved away or deleted: a watch on it sees nothing of that, so only this
-            # check notices; the full walk's guard then pauses the project (nothing is
-            # deleted) until the folder is back.
-            self._needs_scan = True
-            return
         if self.planner.root_replaced():
             log.info("%s: the project folder was replaced in place; watching it again", self.name)
             if self.on_root_replaced is not None:
@@ -349,9 +344,6 @@ class MirrorRunner(FlushingRunner):
 
     def poll_scan(self) -> None:
         """A light walk (no remote listing) where events cannot be had, or for a flush."""
-        if not self.root.is_dir():
-            self._needs_scan = True  # the full walk's guard holds the project, and says why
-            return
         covers = self.flushes.begin() if self.flushes.pending else 0
         started = time.monotonic()
         changes = self.planner.scan()
