@@ -11,7 +11,10 @@ walking the ``gdrive:/PATH`` titles from My Drive, never made.
 
 Downloads stream to an open file (a checkpoint may be gigabytes) with
 ``MediaIoBaseDownload``; a failed download starts again from byte 0 (the
-caller's temp file is truncated), up to the transport's retry budget.
+caller's temp file is truncated), up to the transport's retry budget.  A
+local write error on the way (a full disk, a file-size limit, a read-only
+folder) is the local side's: said as "cannot write into PATH" (``FileError``),
+never retried as if the network had failed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ...errors import FileError, TargetUnavailable, TransientError
@@ -140,6 +144,13 @@ class DrivePullSource:
         except ApiError as err:
             raise self.calls.error(err) from err
 
+    def item(self, file_id: str) -> DriveItem | None:
+        """One item by id (trashed or not), None when Drive has none (a pending file)."""
+        try:
+            return self.calls.get(file_id)
+        except ApiError as err:
+            raise self.calls.error(err) from err
+
     # --- content ---------------------------------------------------------------------
 
     def download(self, file_id: str, out: BinaryIO, path: str) -> str:
@@ -148,6 +159,9 @@ class DrivePullSource:
         while True:
             try:
                 return self._download_once(file_id, out)
+            except _LocalWrite as exc:
+                why = exc.err.strerror or str(exc.err)
+                raise FileError(path, f"cannot write into {path}: {why}") from exc.err
             except Exception as exc:  # classified below; unknown ones re-raised
                 err = classify(exc)
                 if err is None:
@@ -165,8 +179,7 @@ class DrivePullSource:
     def _download_once(self, file_id: str, out: BinaryIO) -> str:
         from googleapiclient.http import MediaIoBaseDownload
 
-        out.seek(0)
-        out.truncate()
+        _local(lambda: _restart(out))
         h = hashlib.md5()
         with self.api.connection() as conn:
             request = self.api.service.files().get_media(fileId=file_id, supportsAllDrives=True)
@@ -176,12 +189,37 @@ class DrivePullSource:
             while not done:
                 _, done = down.next_chunk()
                 self.api.pacer.succeeded()
-        out.flush()
-        os.fsync(out.fileno())
+        _local(lambda: _settle(out))
         return h.hexdigest()
 
     def close(self) -> None:
         self.api.close()
+
+
+class _LocalWrite(Exception):
+    """An OSError of the local file, kept apart from the network's (``classify`` would
+    take it for a dropped connection)."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+def _restart(out: BinaryIO) -> None:
+    out.seek(0)
+    out.truncate()
+
+
+def _settle(out: BinaryIO) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def _local(step: Callable[[], object]) -> None:
+    try:
+        step()
+    except OSError as err:
+        raise _LocalWrite(err) from err
 
 
 class _Hashing:
@@ -193,4 +231,7 @@ class _Hashing:
 
     def write(self, data: bytes) -> int:
         self.h.update(data)
-        return self.out.write(data)
+        try:
+            return self.out.write(data)
+        except OSError as err:
+            raise _LocalWrite(err) from err
