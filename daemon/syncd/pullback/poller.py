@@ -230,17 +230,22 @@ class PullPoller:
             self.records.unpend(item.id)
 
     def retry_pending(self) -> None:
-        """Try the pending files again: those still on Drive in the pull area."""
+        """Try the pending files again: those still live in their folder (one listing per
+        folder); one gone from Drive or from the pull area is pending no more."""
         assert self.tree is not None
-        for file_id in self.records.pending():
-            item = self.source.item(file_id)
-            path = None
-            if item is not None and not item.trashed and not item.is_dir:
-                path = self._path(self.tree, item)
-            if item is None or path is None or not self.tree.below(path):
-                self.records.unpend(file_id)  # gone from Drive, or from the pull area
-                continue
-            self._land(path, item)
+        by_folder: dict[str, list[str]] = {}
+        for file_id, waiting in self.records.pending().items():
+            by_folder.setdefault(waiting["path"].rpartition("/")[0], []).append(file_id)
+        for folder, file_ids in by_folder.items():
+            ids = self.tree.folders_at(folder)
+            live = {i.id: i for i in self.source.children(ids)} if ids else {}
+            for file_id in file_ids:
+                item = live.get(file_id)
+                path = self._path(self.tree, item) if item and not item.is_dir else None
+                if item is None or path is None or not self.tree.below(path):
+                    self.records.unpend(file_id)
+                    continue
+                self._land(path, item)
 
     def _where(self, file_id: str) -> str | None:
         """The path the file ``file_id`` was pulled to, if any (read afresh after changes)."""

@@ -144,13 +144,6 @@ class DrivePullSource:
         except ApiError as err:
             raise self.calls.error(err) from err
 
-    def item(self, file_id: str) -> DriveItem | None:
-        """One item by id (trashed or not), None when Drive has none (a pending file)."""
-        try:
-            return self.calls.get(file_id)
-        except ApiError as err:
-            raise self.calls.error(err) from err
-
     # --- content ---------------------------------------------------------------------
 
     def download(self, file_id: str, out: BinaryIO, path: str) -> str:

@@ -1,0 +1,103 @@
+"""End-to-end: files that did not come down are pending and retried (review-2 #6, #7, #9).
+
+A download Drive refuses (403 downloadQuotaExceeded) or a local write error
+(a file-size limit, set with ``prlimit`` on the real daemon: EFBIG) leaves the
+file pending in the state db: ``status`` counts it and ``last_error`` names
+it, every poll tries it once more, and it lands once the cause is gone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.fakes.drive_server import COLAB, FakeDrive
+from tests.test_e2e_pull import fake, first_mirror, local, pull_status, setup
+
+pytestmark = pytest.mark.e2e
+__all__ = ["fake"]  # the fixture, shared
+
+
+def media_gets(fake: FakeDrive, file_id: str) -> int:
+    return sum(
+        1
+        for r in list(fake.requests)
+        if r.method == "GET" and file_id in r.path and r.query.get("alt") == "media"
+    )
+
+
+def test_a_refused_download_stays_pending_and_comes_down_later(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    fake.put_file("outputs/seed.txt", b"seed", parent_id=folder, by=COLAB)
+    wait_for(lambda: local(src, "outputs/seed.txt") == b"seed", what="outputs/ known")
+    q = fake.put_file("outputs/model.pt", b"weights", parent_id=folder, by=COLAB)
+    message = "The download quota for this file has been exceeded."
+    fake.inject(403, "downloadQuotaExceeded", count=10_000, method="GET", path_contains=q,
+                message=message)  # fmt: skip
+    wait_for(lambda: pull_status(cfg)["pending"] == 1, what="the file pending")
+    st = pull_status(cfg)
+    assert st["last_error"].startswith("not pulled yet: outputs/model.pt: "), st
+    assert "downloadQuotaExceeded" in st["last_error"] or "quota" in st["last_error"]
+    tries = media_gets(fake, q)
+    wait_for(lambda: media_gets(fake, q) >= tries + 2, what="tried again at later polls")
+    fake.clear_faults()
+    wait_for(lambda: local(src, "outputs/model.pt") == b"weights", what="it came down")
+    wait_for(lambda: pull_status(cfg)["pending"] == 0, what="nothing pending")
+    assert pull_status(cfg)["last_error"] is None
+    assert d.log.count("not pulling outputs/model.pt yet") == 1  # said once, not every poll
+    d.stop()
+
+
+def test_a_file_trashed_while_pending_is_pending_no_more(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    fake.put_file("outputs/seed.txt", b"seed", parent_id=folder, by=COLAB)
+    wait_for(lambda: local(src, "outputs/seed.txt") == b"seed", what="outputs/ known")
+    q = fake.put_file("outputs/gone.bin", b"x", parent_id=folder, by=COLAB)
+    fake.inject(403, "downloadQuotaExceeded", count=10_000, method="GET", path_contains=q)
+    wait_for(lambda: pull_status(cfg)["pending"] == 1, what="the file pending")
+    fake.trash(q)
+    wait_for(lambda: pull_status(cfg)["pending"] == 0, what="pending no more")
+    assert pull_status(cfg)["last_error"] is None and local(src, "outputs/gone.bin") is None
+    d.stop()
+
+
+def test_a_local_write_error_is_said_as_such_tried_once_per_poll_and_retried(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg, prefix=("prlimit", "--fsize=3000000:unlimited", "--"))  # EFBIG past 3 MB
+    folder = first_mirror(fake)
+    big = bytes(range(256)) * (5 * 4096)  # 5 MiB
+    q = fake.put_file("outputs/big.bin", big, parent_id=folder, by=COLAB)
+    wait_for(lambda: pull_status(cfg)["pending"] == 1, what="the file pending")
+    st = pull_status(cfg)
+    assert st["last_error"].startswith("not pulled yet: outputs/big.bin: cannot write into "
+                                       "outputs/big.bin: File too large"), st  # fmt: skip
+    assert "Google Drive" not in st["last_error"]
+    start, tries = time.time(), media_gets(fake, q)
+    wait_for(lambda: media_gets(fake, q) >= tries + 3, what="three more polls")
+    polls = time.time() - start + 1  # at 1 s a poll: at most one download per poll
+    assert media_gets(fake, q) - tries <= polls + 1, "retried within a poll"
+    assert d.log.count("not pulling outputs/big.bin yet") == 1  # logged once
+    assert d.proc is not None
+    subprocess.run(["prlimit", f"--pid={d.proc.pid}", "--fsize=unlimited"], check=True)
+    wait_for(lambda: local(src, "outputs/big.bin") == big, what="it came down")
+    assert [p.name for p in (src / "outputs").iterdir()] == ["big.bin"]  # no temp file left
+    wait_for(lambda: pull_status(cfg)["pending"] == 0, what="nothing pending")
+    assert pull_status(cfg)["last_error"] is None
+    d.stop()
