@@ -101,3 +101,24 @@ def test_a_local_write_error_is_said_as_such_tried_once_per_poll_and_retried(
     wait_for(lambda: pull_status(cfg)["pending"] == 0, what="nothing pending")
     assert pull_status(cfg)["last_error"] is None
     d.stop()
+
+
+def test_the_project_folder_trashed_on_drive_is_said_in_pull_status(
+    tmp_path: Path, home: Path, fake: FakeDrive, run_daemon
+) -> None:
+    cfg = setup(tmp_path, home, fake)
+    src = tmp_path / "p"
+    d = run_daemon(cfg)
+    folder = first_mirror(fake)
+    fake.put_file("outputs/a.txt", b"a", parent_id=folder, by=COLAB)
+    wait_for(lambda: local(src, "outputs/a.txt") == b"a", what="a.txt")
+    fake.trash(folder)
+    wait_for(lambda: pull_status(cfg)["last_error"], what="the pull says so")
+    assert pull_status(cfg)["last_error"] == "the Drive folder gdrive:/syncd/p is in Drive's trash"
+    assert local(src, "outputs/a.txt") == b"a"  # the local copies stay
+    fake.untrash(folder)
+    fake.put_file("outputs/b.txt", b"b", parent_id=folder, by=COLAB)
+    wait_for(lambda: local(src, "outputs/b.txt") == b"b", what="pulling again once restored")
+    wait_for(lambda: pull_status(cfg)["last_error"] is None, what="no error")
+    assert local(src, "outputs/a.txt") == b"a"
+    d.stop()

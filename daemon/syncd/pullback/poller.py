@@ -170,7 +170,8 @@ class PullPoller:
         assert self.tree is not None
         self.apply(changes)
         self.records.save_token(new)
-        self.retry_pending()
+        if self.tree is not None:
+            self.retry_pending()
 
     def resync(self) -> None:
         """List the pull subfolders; bring down what differs; trash what Drive no longer has."""
@@ -290,6 +291,8 @@ class PullPoller:
         self._by_id = None
         folders = [c for c in changes if c.item is None or c.item.is_dir]
         new_dirs = self._apply_folders(folders)
+        if self.tree is None:  # the project folder left: the next poll lists it again
+            return
         for change in changes:
             item = change.item
             if item is None or item.is_dir:
@@ -328,6 +331,9 @@ class PullPoller:
                 if change.file_id == tree.root_id:
                     # The project folder itself (renamed, moved, its metadata touched): the
                     # pull folders are followed by id below it, so nothing changes for them.
+                    # Trashed or deleted: the next poll looks for it again, and says so.
+                    if change.item is None or change.item.trashed:
+                        self.tree = None
                     todo.remove(change)
                     continue
                 item = change.item

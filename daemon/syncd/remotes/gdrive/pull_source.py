@@ -73,10 +73,12 @@ class DrivePullSource:
     def _root(self) -> DriveItem:
         self.creds.load()
         known = self.address.folder_id or self.db.kv_get(self.project, "root")
+        gone = None  # what became of the folder syncd knew, said if no other is found
         if known is not None:
             item = self.calls.get(known)
             if item is not None and item.is_dir and not item.trashed:
                 return self._found(item)
+            gone = "is in Drive's trash" if item is not None else "was deleted from Drive"
             if self.address.folder_id is not None:
                 raise TargetUnavailable(f"Drive folder {known} is not there or in the trash")
         about = self.api.call(
@@ -90,7 +92,8 @@ class DrivePullSource:
             ]
             found = [f for f in found if f.title == name and not f.trashed]
             if not found:
-                raise TargetUnavailable(f"the Drive folder {self.address.raw} is not there yet")
+                why = gone or "is not there yet"
+                raise TargetUnavailable(f"the Drive folder {self.address.raw} {why}")
             item = pick(found)
             parent = item.id
         if item is None:  # gdrive:/ — My Drive itself
