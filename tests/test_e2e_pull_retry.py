@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import run_cli, wait_for
 from tests.fakes.drive_server import COLAB, FakeDrive
 from tests.test_e2e_pull import fake, first_mirror, local, pull_status, setup
 
@@ -28,6 +28,11 @@ def media_gets(fake: FakeDrive, file_id: str) -> int:
         for r in list(fake.requests)
         if r.method == "GET" and file_id in r.path and r.query.get("alt") == "media"
     )
+
+
+def feed_reads(fake: FakeDrive) -> int:
+    """changes.list requests: one per poll."""
+    return sum(1 for r in list(fake.requests) if r.method == "GET" and r.path.endswith("/changes"))
 
 
 def test_a_refused_download_stays_pending_and_comes_down_later(
@@ -83,16 +88,19 @@ def test_a_local_write_error_is_said_as_such_tried_once_per_poll_and_retried(
     d = run_daemon(cfg, prefix=("prlimit", "--fsize=3000000:unlimited", "--"))  # EFBIG past 3 MB
     folder = first_mirror(fake)
     big = bytes(range(256)) * (5 * 4096)  # 5 MiB
+    wait_for(lambda: pull_status(cfg)["last_poll"], what="a first poll")
+    assert run_cli("pause", "p", "-c", str(cfg)).returncode == 0
+    time.sleep(1.5)  # a poll under way ends
     q = fake.put_file("outputs/big.bin", big, parent_id=folder, by=COLAB)
+    polls = feed_reads(fake)  # the next one sees the file
+    assert run_cli("resume", "p", "-c", str(cfg)).returncode == 0
     wait_for(lambda: pull_status(cfg)["pending"] == 1, what="the file pending")
     st = pull_status(cfg)
     assert st["last_error"].startswith("not pulled yet: outputs/big.bin: cannot write into "
                                        "outputs/big.bin: File too large"), st  # fmt: skip
     assert "Google Drive" not in st["last_error"]
-    start, tries = time.time(), media_gets(fake, q)
-    wait_for(lambda: media_gets(fake, q) >= tries + 3, what="three more polls")
-    polls = time.time() - start + 1  # at 1 s a poll: at most one download per poll
-    assert media_gets(fake, q) - tries <= polls + 1, "retried within a poll"
+    wait_for(lambda: feed_reads(fake) >= polls + 4, what="four polls")
+    assert media_gets(fake, q) <= feed_reads(fake) - polls, "tried twice in a poll"
     assert d.log.count("not pulling outputs/big.bin yet") == 1  # logged once
     assert d.proc is not None
     subprocess.run(["prlimit", f"--pid={d.proc.pid}", "--fsize=unlimited"], check=True)

@@ -73,6 +73,7 @@ class PullPoller:
         self._error: str | None = None
         self._by_id: dict[str, str] | None = None  # Drive id → path of the pulled files
         self._said: dict[str, str] = {}  # path → the failure last logged for it
+        self._tried: set[str] = set()  # ids tried in this poll: a pending one waits for the next
         self.thread = threading.Thread(target=self.run, name=f"pull-{name}", daemon=True)
 
     # --- the thread -----------------------------------------------------------------
@@ -119,16 +120,7 @@ class PullPoller:
             if self._error is not None:
                 log.info("%s: the return path works again", self.name)
             self._error = None
-            self.records.polled(self._pending_note(), reached=True)
-
-    def _pending_note(self) -> str | None:
-        """``last_error`` after a poll that reached Drive: what is still pending."""
-        waiting = sorted(self.records.pending().values(), key=lambda w: w["path"])
-        if not waiting:
-            return None
-        first = waiting[0]
-        more = f" (and {len(waiting) - 1} more)" if len(waiting) > 1 else ""
-        return f"not pulled yet: {first['path']}: {first['error']}{more}; trying again each poll"
+            self.records.polled(self.records.pending_note(), reached=True)
 
     def _failed(self, why: str, level: int = logging.WARNING) -> None:
         if why != self._error:
@@ -146,6 +138,8 @@ class PullPoller:
         """
         from ..remotes.gdrive.changes import TokenRefused
 
+        if not fresh:
+            self._tried = set()
         token = self.records.token()
         if self.tree is None or token is None:
             if token is None:
@@ -218,6 +212,7 @@ class PullPoller:
     def _land(self, path: str, item: DriveItem) -> None:
         """Bring one file down; a failure of this file alone leaves it pending."""
         self._by_id = None
+        self._tried.add(item.id)
         try:
             self.landing.land(path, item)
         except FileError as exc:
@@ -236,6 +231,8 @@ class PullPoller:
         assert self.tree is not None
         by_folder: dict[str, list[str]] = {}
         for file_id, waiting in self.records.pending().items():
+            if file_id in self._tried:
+                continue  # it failed in this very poll: once per poll
             by_folder.setdefault(waiting["path"].rpartition("/")[0], []).append(file_id)
         for folder, file_ids in by_folder.items():
             ids = self.tree.folders_at(folder)
@@ -268,8 +265,8 @@ class PullPoller:
             return
         rest = [
             i
-            for i in self.source.children(ids)
-            if not i.is_dir and i.title == title and i.id != file_id and not i.trashed
+            for i in self.source.named(ids, title)
+            if not i.is_dir and i.id != file_id and not i.trashed
         ]
         if rest and self.records.get(path) is None:
             self._land(path, min(rest, key=lambda i: (i.created, i.id)))  # as a listing would
@@ -382,8 +379,8 @@ class PullPoller:
                     if item.id not in self.tree.dirs:
                         self.tree.add(item.id, path, item.parent)
                         level.append(item.id)
-                elif not item.is_dir and self.tree.below(path):
-                    self._land(path, item)
+                elif not item.is_dir and self.tree.below(path) and item.id not in self._tried:
+                    self._land(path, item)  # unless its own change came in this poll
 
 
 def start_pull(pc: ProjectConfig, db: StateDB, drive: DriveConfig) -> PullPoller:

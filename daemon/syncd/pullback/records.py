@@ -98,6 +98,15 @@ class PullRecords:
             if waiting.pop(file_id, None) is not None:
                 self.db.kv_set(self.project, PENDING, json.dumps(waiting) if waiting else None)
 
+    def pending_note(self) -> str | None:
+        """``last_error`` after a poll that reached Drive: what is still pending, and why."""
+        waiting = sorted(self.pending().values(), key=lambda w: w["path"])
+        if not waiting:
+            return None
+        first = waiting[0]
+        more = f" (and {len(waiting) - 1} more)" if len(waiting) > 1 else ""
+        return f"not pulled yet: {first['path']}: {first['error']}{more}; trying again each poll"
+
     # --- counters for status --------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

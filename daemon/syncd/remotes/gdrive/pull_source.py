@@ -131,6 +131,21 @@ class DrivePullSource:
             items.extend(found)
         return items
 
+    def named(self, folder_ids: list[str], title: str) -> list[DriveItem]:
+        """Live items titled ``title`` in any of these folders (one small query, not a
+        listing: what takes a path when the file there leaves)."""
+        try:
+            items: list[DriveItem] = []
+            for i in range(0, len(folder_ids), PARENTS_PER_QUERY):
+                parents = " or ".join(
+                    f"{quote(p)} in parents" for p in folder_ids[i : i + PARENTS_PER_QUERY]
+                )
+                q = f"({parents}) and title = {quote(title)} and trashed = false"
+                items.extend(self.calls.list_items(q, "looking up a name"))
+            return [item for item in items if item.title == title]
+        except ApiError as err:
+            raise self.calls.error(err) from err
+
     def _feed(self) -> ChangesFeed:
         return ChangesFeed(self.api, self.calls.drive_id)
 
