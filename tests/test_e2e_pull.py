@@ -289,7 +289,17 @@ def test_hostile_names_symlinks_and_google_docs_are_skipped_not_followed(
     umask = os.umask(0)
     os.umask(umask)
     assert (src / "outputs/ok.txt").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's
+    st = pull_status(cfg)  # the blocked paths are pending, and said so
+    assert st["pending"] == 2, st
+    assert st["last_error"].startswith("not pulled yet: outputs/away/escape.txt: outputs/away is")
+    # Once the local paths are free again, the pending files come down by themselves.
+    os.unlink(src / "outputs/link.txt")
+    os.unlink(src / "outputs/away")
+    wait_for(lambda: local(src, "outputs/link.txt") == b"through the link?", what="retried")
+    wait_for(lambda: local(src, "outputs/away/escape.txt") == b"through the folder link?")
+    wait_for(lambda: pull_status(cfg)["pending"] == 0, what="nothing pending")
     assert pull_status(cfg)["last_error"] is None
+    assert outside.read_text() == "not syncd's to touch\n"
     d.stop()
 
 

@@ -138,6 +138,11 @@ class DriveInspection:
         with self._lock:
             self._store.set_trashed(self._store.find(file_id, None), True)
 
+    def untrash(self, file_id: str) -> None:
+        """Restore an item from the trash, as a person would (Drive v2 ``files.untrash``)."""
+        with self._lock:
+            self._store.set_trashed(self._store.find(file_id, None), False)
+
     def delete(self, file_id: str) -> None:
         """Delete an item for good (skipping the trash), as another client would.
 

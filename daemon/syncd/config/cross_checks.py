@@ -85,7 +85,8 @@ NEEDS_DRIVE = (
 def check_pull_targets(
     sections: Sequence[_Located], projects: Sequence[ProjectConfig], scope: str
 ) -> None:
-    """``mirror.pull`` only with a ``gdrive:`` target and ``drive.scope: full``."""
+    """``mirror.pull`` only with a ``gdrive:`` target and ``drive.scope: full``, and never
+    over a ``snapshot.data`` folder (pulled folders are Drive's: not mirrored, not shipped)."""
     for section, project in zip(sections, projects, strict=True):
         if project.mirror is None or not project.mirror.pull:
             continue
@@ -96,3 +97,20 @@ def check_pull_targets(
             )
         if scope != "full":
             raise mirror.error("pull", NEEDS_FULL, NEEDS_FULL_FIX)
+        _apart_from_data(mirror, project)
+
+
+def _apart_from_data(mirror: _Located, project: ProjectConfig) -> None:
+    assert project.mirror is not None
+    data = project.snapshot.data if project.snapshot is not None else ()
+    for pulled_dir in project.mirror.pull.paths:
+        pull = pulled_dir.rstrip("/")
+        for entry in data:
+            if pull == entry or pull.startswith(entry + "/") or entry.startswith(pull + "/"):
+                raise mirror.error(
+                    "pull",
+                    f"{pulled_dir!r} is pulled from Drive but overlaps snapshot.data "
+                    f"{entry + '/'!r}: files Colab writes there would be mixed into the data "
+                    "Kaggle trains on",
+                    "list that folder in mirror.pull or in snapshot.data, not both",
+                )

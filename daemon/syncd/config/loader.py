@@ -38,6 +38,7 @@ from .values import (
     dataset_ref,
     drive_scope,
     http_url,
+    literal_ignore,
     parse_address,
     parse_duration,
     positive,
@@ -311,7 +312,7 @@ def _project(section: _Section) -> ProjectConfig:
         # pulled file is not uploaded back, nor snapshotted (outputs, not code).
         values["ignore"] = (
             *values.get("ignore", ()),
-            *("/" + p for p in values["mirror"].pull.paths),
+            *(literal_ignore(p) for p in values["mirror"].pull.paths),  # names, not globs
         )
     if "snapshot" in values:
         snapshot = values["snapshot"]

@@ -163,6 +163,19 @@ def subfolder(text: str) -> str:
     return "/".join(parts) + "/"
 
 
+_GLOB = set("\\*?[]!#")
+
+
+def literal_ignore(folder: str) -> str:
+    """A gitignore rule matching exactly the project's subfolder ``folder`` (``run[1]/``):
+    every character gitignore gives a meaning (``* ? [ ] ! # \\``, a trailing space) is
+    escaped with a backslash, so a pull folder's name never works as a pattern."""
+    body = "".join("\\" + c if c in _GLOB else c for c in folder.rstrip("/"))
+    if body.endswith(" "):
+        body = body[:-1] + "\\ "
+    return "/" + body + "/"
+
+
 _SCOPES = {"file": "file", "drive.file": "file", "full": "full", "drive": "full"}
 
 

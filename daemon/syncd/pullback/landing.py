@@ -15,10 +15,16 @@ overwritten or deleted:
 - anything else (edited since it was pulled, or never pulled): renamed to a
   conflict name (``fileio.conflict_name``, as the mirror names its conflicts)
   just before the new file takes the path;
-- a symlink, a folder, or a symlink/file on the way: the file is skipped with a
-  log line (syncd never writes through a symlink, nor outside the project).
+- a symlink, a folder, or a symlink/file on the way: the file is not pulled
+  (syncd never writes through a symlink, nor outside the project); it stays
+  pending and is tried again at every poll.
 
-A file deleted or trashed on Drive moves to
+A local write error (a full disk, a read-only folder, a file-size limit) is
+said as "cannot write into PATH: reason" (``FileError``), never blamed on the
+network; the file stays pending too.
+
+A file deleted or trashed on Drive (the one with the Drive id recorded at the
+path, never another file that took the path meanwhile) moves to
 ``<project>/.syncd-trash/<UTC time>/<path>`` (never mirrored, never
 snapshotted), edited or not.
 """
@@ -34,7 +40,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..errors import TransientError
+from ..errors import FileError, TransientError
 from ..fileio import conflict_name, md5_file
 from .records import Pulled, PullRecords
 
@@ -69,6 +75,9 @@ class RemoteFile(Protocol):
 
     @property
     def rev(self) -> str | None: ...
+
+    @property
+    def parent(self) -> str | None: ...
 
 
 class Downloader(Protocol):
@@ -133,9 +142,14 @@ class Landing:
             return  # pulled already; a local edit since stays until Drive's file changes
         why = self._blocked(path)
         if why is not None:
-            self._skip(path, why)
-            return
+            raise FileError(path, why)
         dest = self.root / path
+        try:
+            self._fetch(path, dest, item, rec)
+        except OSError as exc:  # the local side; the temp file's name is not news
+            raise FileError(path, f"cannot write into {path}: {exc.strerror or exc}") from exc
+
+    def _fetch(self, path: str, dest: Path, item: RemoteFile, rec: Pulled | None) -> None:
         try:
             st: os.stat_result | None = os.lstat(dest)
         except FileNotFoundError:
@@ -189,14 +203,20 @@ class Landing:
 
     def _record(self, path: str, item: RemoteFile, st: os.stat_result) -> None:
         assert item.md5 is not None
-        rec = Pulled(item.id, item.md5, item.rev, st.st_size, st.st_ino, st.st_mtime_ns)
+        rec = Pulled(
+            item.id, item.md5, item.rev, st.st_size, st.st_ino, st.st_mtime_ns, item.parent
+        )
         self.records.put(path, rec)
 
     # --- a file goes away on Drive -------------------------------------------------
 
-    def trash(self, path: str, why: str = "deleted on Drive") -> None:
-        """Move the local copy of a pulled file to the local trash; forget the record."""
+    def trash(self, path: str, file_id: str, why: str = "deleted on Drive") -> None:
+        """Move the local copy of the file ``file_id`` pulled to ``path`` to the local trash
+        and forget the record; nothing when the path's record is another file's by now
+        (an atomic save on Drive: the new file took the title before the old one left)."""
         rec = self.records.get(path)
+        if rec is None or rec.id != file_id:
+            return
         self.records.forget(path)
         dest = self.root / path
         if self._blocked(path) is not None or not os.path.lexists(dest):
@@ -242,9 +262,3 @@ class Landing:
                     if name.startswith(TMP_PREFIX):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(os.path.join(dirpath, name))
-
-    def trash_below(self, folder: str, why: str) -> None:
-        """Every pulled file under ``folder`` (a folder that left the pull area)."""
-        for path in self.records.all():
-            if path.startswith(folder + "/"):
-                self.trash(path, why)

@@ -13,6 +13,15 @@ and a full listing again.
 Transient trouble (429, 403 rate limits, 5xx, dropped connections) is retried
 with backoff by the transport; a poll that still fails keeps its token, shows
 the reason as ``pull.last_error`` and is tried again at the next interval.
+A file that did not come down (a quota or other refusal of its download, a
+local path in the way, a local write error) is *pending*: kept by Drive id in
+the state db and tried again at every poll until it lands or leaves Drive;
+``status`` shows how many, and ``last_error`` names one with its reason.
+
+Two live files with one title in one folder (Drive allows it): a listing puts
+the oldest at the path, the feed the one that changed last; when the file at
+the path goes away, the remaining one comes down in its place.
+
 A paused project (``syncd pause``) does not poll: pause stops all of its Drive
 traffic.
 """
@@ -22,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING
 
 from ..errors import FileError, SyncdError, TargetUnavailable, TransientError
 from .landing import Landing
@@ -34,24 +43,9 @@ if TYPE_CHECKING:
     from ..db.statedb import StateDB
     from ..remotes.gdrive.changes import FileChange
     from ..remotes.gdrive.tree import DriveItem
+    from .source import PullSource
 
 log = logging.getLogger("syncd.pull")
-
-
-class PullSource(Protocol):
-    """What the poller reads from the remote (``remotes.gdrive.pull_source``)."""
-
-    def root(self) -> DriveItem: ...
-
-    def children(self, folder_ids: list[str], folders_only: bool = False) -> list[DriveItem]: ...
-
-    def start_token(self) -> str: ...
-
-    def changes(self, token: str) -> tuple[list[FileChange], str]: ...
-
-    def download(self, file_id: str, out: BinaryIO, path: str) -> str: ...
-
-    def close(self) -> None: ...
 
 
 class PullPoller:
@@ -77,6 +71,9 @@ class PullPoller:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._error: str | None = None
+        self._by_id: dict[str, str] | None = None  # Drive id → path of the pulled files
+        self._said: dict[str, str] = {}  # path → the failure last logged for it
+        self._tried: set[str] = set()  # ids tried in this poll: a pending one waits for the next
         self.thread = threading.Thread(target=self.run, name=f"pull-{name}", daemon=True)
 
     # --- the thread -----------------------------------------------------------------
@@ -123,7 +120,7 @@ class PullPoller:
             if self._error is not None:
                 log.info("%s: the return path works again", self.name)
             self._error = None
-            self.records.polled(None)
+            self.records.polled(self.records.pending_note(), reached=True)
 
     def _failed(self, why: str, level: int = logging.WARNING) -> None:
         if why != self._error:
@@ -141,6 +138,8 @@ class PullPoller:
         """
         from ..remotes.gdrive.changes import TokenRefused
 
+        if not fresh:
+            self._tried = set()
         token = self.records.token()
         if self.tree is None or token is None:
             if token is None:
@@ -165,6 +164,8 @@ class PullPoller:
         assert self.tree is not None
         self.apply(changes)
         self.records.save_token(new)
+        if self.tree is not None:
+            self.retry_pending()
 
     def resync(self) -> None:
         """List the pull subfolders; bring down what differs; trash what Drive no longer has."""
@@ -181,18 +182,19 @@ class PullPoller:
             level = []
             for item in sorted(found, key=lambda i: (i.created, i.id)):  # oldest wins a name
                 path = self._path(tree, item)
-                if path is None or path in files or path in tree.dirs.values():
+                if path is None:
                     continue
                 if item.is_dir and tree.wanted_dir(path):
-                    tree.add(item.id, path)
+                    tree.add(item.id, path, item.parent)  # folders sharing a title: each
                     level.append(item.id)
-                elif not item.is_dir and tree.inside(path):
+                elif not item.is_dir and tree.below(path) and path not in files:
                     files[path] = item
         self.tree = tree
         log.debug("%s: pull folders %s, files %s", self.name, tree.dirs, sorted(files))
-        for path in self.records.all():
+        for path, rec in self.records.all().items():
             if path not in files:
-                self.landing.trash(path, "deleted on Drive (or moved away)")
+                self.landing.trash(path, rec.id, "deleted on Drive (or moved away)")
+        self._by_id = None
         for path, item in files.items():
             self._land(path, item)
 
@@ -208,10 +210,66 @@ class PullPoller:
         return path
 
     def _land(self, path: str, item: DriveItem) -> None:
+        """Bring one file down; a failure of this file alone leaves it pending."""
+        self._by_id = None
+        self._tried.add(item.id)
         try:
             self.landing.land(path, item)
         except FileError as exc:
-            log.warning("%s: not pulling %s: %s", self.name, path, exc)
+            why = str(exc)
+            if self._said.get(path) != why:  # once per path and reason, not every poll
+                self._said[path] = why
+                log.warning("%s: not pulling %s yet: %s", self.name, path, why)
+            self.records.pend(item.id, path, why)
+        else:
+            self._said.pop(path, None)
+            self.records.unpend(item.id)
+
+    def retry_pending(self) -> None:
+        """Try the pending files again: those still live in their folder (one listing per
+        folder); one gone from Drive or from the pull area is pending no more."""
+        assert self.tree is not None
+        by_folder: dict[str, list[str]] = {}
+        for file_id, waiting in self.records.pending().items():
+            if file_id in self._tried:
+                continue  # it failed in this very poll: once per poll
+            by_folder.setdefault(waiting["path"].rpartition("/")[0], []).append(file_id)
+        for folder, file_ids in by_folder.items():
+            ids = self.tree.folders_at(folder)
+            live = {i.id: i for i in self.source.children(ids)} if ids else {}
+            for file_id in file_ids:
+                item = live.get(file_id)
+                path = self._path(self.tree, item) if item and not item.is_dir else None
+                if item is None or path is None or not self.tree.below(path):
+                    self.records.unpend(file_id)
+                    continue
+                self._land(path, item)
+
+    def _where(self, file_id: str) -> str | None:
+        """The path the file ``file_id`` was pulled to, if any (read afresh after changes)."""
+        if self._by_id is None:
+            self._by_id = {rec.id: path for path, rec in self.records.all().items()}
+        return self._by_id.get(file_id)
+
+    def _gone(self, file_id: str, path: str, why: str) -> None:
+        """The file pulled to ``path`` left (trashed, deleted, moved away): its local copy
+        goes to the local trash, and another live file with that title in that folder
+        (Drive allows several) comes down in its place."""
+        assert self.tree is not None
+        self.records.unpend(file_id)
+        self.landing.trash(path, file_id, why)
+        self._by_id = None
+        folder, _, title = path.rpartition("/")
+        ids = self.tree.folders_at(folder)
+        if not ids or not self.tree.below(path):
+            return
+        rest = [
+            i
+            for i in self.source.named(ids, title)
+            if not i.is_dir and i.id != file_id and not i.trashed
+        ]
+        if rest and self.records.get(path) is None:
+            self._land(path, min(rest, key=lambda i: (i.created, i.id)))  # as a listing would
 
     # --- applying the feed ----------------------------------------------------------
 
@@ -227,24 +285,27 @@ class PullPoller:
                     for c in changes
                 ],
             )
-        by_id = {rec.id: path for path, rec in self.records.all().items()}
+        self._by_id = None
         folders = [c for c in changes if c.item is None or c.item.is_dir]
         new_dirs = self._apply_folders(folders)
+        if self.tree is None:  # the project folder left: the next poll lists it again
+            return
         for change in changes:
             item = change.item
             if item is None or item.is_dir:
-                if change.removed and change.file_id in by_id:
-                    self.landing.trash(by_id[change.file_id])
+                old = self._where(change.file_id) if change.removed else None
+                if old is not None:
+                    self._gone(change.file_id, old, "deleted on Drive")
                 continue
-            old = by_id.get(change.file_id)
+            # Where the file was is read afresh for each change: an earlier change of this
+            # batch may have given its path to another file (an atomic save on Drive).
+            old = self._where(change.file_id)
             path = None if item.trashed else self._path(self.tree, item)
-            if path is not None and not self.tree.inside(path):
+            if path is not None and not self.tree.below(path):
                 path = None
             if old is not None and old != path:
-                self.landing.trash(
-                    old,
-                    "trashed on Drive" if item.trashed else "deleted, moved or renamed on Drive",
-                )
+                why = "trashed on Drive" if item.trashed else "deleted, moved or renamed on Drive"
+                self._gone(change.file_id, old, why)
             if path is not None:
                 self._land(path, item)
         if new_dirs:
@@ -267,6 +328,9 @@ class PullPoller:
                 if change.file_id == tree.root_id:
                     # The project folder itself (renamed, moved, its metadata touched): the
                     # pull folders are followed by id below it, so nothing changes for them.
+                    # Trashed or deleted: the next poll looks for it again, and says so.
+                    if change.item is None or change.item.trashed:
+                        self.tree = None
                     todo.remove(change)
                     continue
                 item = change.item
@@ -280,12 +344,24 @@ class PullPoller:
                 todo.remove(change)
                 progress = True
                 if old is not None and old != path:
-                    tree.drop(change.file_id)
-                    self.landing.trash_below(old, "in a folder removed from Drive's pull area")
+                    self._left(tree.drop(change.file_id), old)
                 if path is not None and tree.wanted_dir(path) and old != path:
-                    tree.add(change.file_id, path)
+                    assert item is not None
+                    tree.add(change.file_id, path, item.parent)
                     new.append(change.file_id)
         return new
+
+    def _left(self, folder_ids: set[str], old: str) -> None:
+        """Folders that left the pull area: the files pulled from them (by folder id, so a
+        folder sharing their title keeps its files) go to the local trash."""
+        assert self.tree is not None
+        for path, rec in self.records.all().items():
+            if rec.parent in folder_ids or (
+                rec.parent is None  # recorded by an older syncd: by path, when unambiguous
+                and path.startswith(old + "/")
+                and not self.tree.folders_at(path.rpartition("/")[0])
+            ):
+                self._gone(rec.id, path, "in a folder removed from Drive's pull area")
 
     def _list_new(self, folder_ids: list[str]) -> None:
         """Folders that arrived (made, or moved in): their content may have no change of its
@@ -301,10 +377,10 @@ class PullPoller:
                     continue
                 if item.is_dir and self.tree.wanted_dir(path):
                     if item.id not in self.tree.dirs:
-                        self.tree.add(item.id, path)
+                        self.tree.add(item.id, path, item.parent)
                         level.append(item.id)
-                elif not item.is_dir and self.tree.inside(path):
-                    self._land(path, item)
+                elif not item.is_dir and self.tree.below(path) and item.id not in self._tried:
+                    self._land(path, item)  # unless its own change came in this poll
 
 
 def start_pull(pc: ProjectConfig, db: StateDB, drive: DriveConfig) -> PullPoller:

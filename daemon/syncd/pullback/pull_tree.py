@@ -8,6 +8,12 @@ folders *above* a pull subfolder (the project folder itself, ``a/`` for
 ``a/b/``) are known too, so a pull subfolder created after the start is
 recognised when its own change arrives.
 
+Several Drive folders may share a title (Drive allows it): each is followed by
+its own id, so two ``outputs/run1`` folders both map to ``outputs/run1`` and a
+file leaves the pull area only when the folder it is in does.  Files are
+pulled only from *below* a pull subfolder: a Drive file titled like the pull
+subfolder itself (``outputs``) is not pulled.
+
 A path is only ever built from titles that can be one local name
 (``usable_name``): no ``/``, no NUL, not ``.`` or ``..``, at most 255 bytes.
 """
@@ -37,10 +43,15 @@ class PullTree:
         self.root_id = root_id
         self.pull = tuple(p.rstrip("/") for p in pull)  # "outputs", "a/b"
         self.dirs: dict[str, str] = {root_id: ""}
+        self.parents: dict[str, str | None] = {root_id: None}
 
     def inside(self, path: str) -> bool:
         """``path`` is a pull subfolder or lies below one."""
         return any(path == p or path.startswith(p + "/") for p in self.pull)
+
+    def below(self, path: str) -> bool:
+        """``path`` lies strictly below a pull subfolder: where pulled files may go."""
+        return any(path.startswith(p + "/") for p in self.pull)
 
     def above(self, path: str) -> bool:
         """``path`` is a folder on the way to a pull subfolder (the project folder included)."""
@@ -56,15 +67,26 @@ class PullTree:
         base = self.dirs[parent]
         return f"{base}/{title}" if base else title
 
-    def add(self, folder_id: str, path: str) -> None:
+    def add(self, folder_id: str, path: str, parent: str | None = None) -> None:
         self.dirs[folder_id] = path
+        self.parents[folder_id] = parent
 
-    def drop(self, folder_id: str) -> str | None:
-        """Forget a folder and every known folder below it; returns its old path."""
-        path = self.dirs.pop(folder_id, None)
-        if path is None or folder_id == self.root_id:
-            return path
-        for fid, p in list(self.dirs.items()):
-            if p.startswith(path + "/"):
-                del self.dirs[fid]
-        return path
+    def folders_at(self, path: str) -> list[str]:
+        """The ids of every known folder at ``path`` (Drive allows equal titles)."""
+        return [fid for fid, p in self.dirs.items() if p == path]
+
+    def drop(self, folder_id: str) -> set[str]:
+        """Forget a folder and every known folder below it (by id: a folder that shares
+        its path stays); returns the ids forgotten."""
+        if folder_id not in self.dirs or folder_id == self.root_id:
+            return set()
+        gone = {folder_id}
+        grew = True
+        while grew:
+            below = {f for f, up in self.parents.items() if up in gone and f not in gone}
+            grew = bool(below)
+            gone |= below
+        for fid in gone:
+            self.dirs.pop(fid, None)
+            self.parents.pop(fid, None)
+        return gone

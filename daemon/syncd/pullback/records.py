@@ -5,6 +5,10 @@
 - ``pulled:<path>``: one JSON record per file brought down — the Drive id, md5,
   revision, and the local file's inode, size and mtime right after the rename,
   which is how "edited locally since it was pulled" is told.
+- ``pull:pending``: files that should be here but did not come down (a quota
+  or transient refusal of the download, a local path in the way, a local write
+  error), by Drive id with their path and the reason: retried at every poll
+  until they land or leave Drive.
 - ``pull:stats``: counters and the last poll for ``status`` (also when no daemon
   runs).
 """
@@ -22,6 +26,7 @@ from ..db.statedb import StateDB
 
 TOKEN = "pull:token"
 STATS = "pull:stats"
+PENDING = "pull:pending"
 PULLED = "pulled:"
 
 
@@ -35,6 +40,7 @@ class Pulled:
     size: int
     ino: int
     mtime_ns: int
+    parent: str | None = None  # the Drive folder it was in (None: pulled by an older syncd)
 
     def same_local(self, st: os.stat_result) -> bool:
         """The local file is still the one syncd wrote (not edited, not replaced)."""
@@ -73,6 +79,34 @@ class PullRecords:
     def forget(self, path: str) -> None:
         self.db.kv_set(self.project, PULLED + path, None)
 
+    # --- files waiting for another try ----------------------------------------------
+
+    def pending(self) -> dict[str, dict[str, str]]:
+        """Drive id → {"path", "error"} of every file still to come down."""
+        raw = self.db.kv_get(self.project, PENDING)
+        return dict(json.loads(raw)) if raw else {}
+
+    def pend(self, file_id: str, path: str, error: str) -> None:
+        with self._lock:
+            waiting = self.pending()
+            waiting[file_id] = {"path": path, "error": error}
+            self.db.kv_set(self.project, PENDING, json.dumps(waiting))
+
+    def unpend(self, file_id: str) -> None:
+        with self._lock:
+            waiting = self.pending()
+            if waiting.pop(file_id, None) is not None:
+                self.db.kv_set(self.project, PENDING, json.dumps(waiting) if waiting else None)
+
+    def pending_note(self) -> str | None:
+        """``last_error`` after a poll that reached Drive: what is still pending, and why."""
+        waiting = sorted(self.pending().values(), key=lambda w: w["path"])
+        if not waiting:
+            return None
+        first = waiting[0]
+        more = f" (and {len(waiting) - 1} more)" if len(waiting) > 1 else ""
+        return f"not pulled yet: {first['path']}: {first['error']}{more}; trying again each poll"
+
     # --- counters for status --------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -92,11 +126,12 @@ class PullRecords:
             stats[key] += n
             self.db.kv_set(self.project, STATS, json.dumps(stats))
 
-    def polled(self, error: str | None) -> None:
-        """A poll ended (``error``: why it failed, None when it went through)."""
+    def polled(self, error: str | None, reached: bool = False) -> None:
+        """A poll ended (``error``: why it failed, or what is still pending after a poll
+        that ``reached`` Drive; None when everything went through)."""
         with self._lock:
             stats = self.stats()
-            if error is None:
+            if error is None or reached:
                 stats["last_poll"] = time.time()
             stats["last_error"] = error
             self.db.kv_set(self.project, STATS, json.dumps(stats))

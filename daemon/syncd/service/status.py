@@ -76,6 +76,7 @@ def pull_block(db: StateDB, pc: ProjectConfig) -> dict[str, Any] | None:
         "files_pulled": stats["files_pulled"],
         "conflicts": stats["conflicts"],
         "trashed": stats["trashed"],
+        "pending": len(PullRecords(db, pc.name).pending()),  # files to try again next poll
         "trash": str(pc.path / ".syncd-trash"),
         "last_error": stats["last_error"],
     }

@@ -11,7 +11,10 @@ walking the ``gdrive:/PATH`` titles from My Drive, never made.
 
 Downloads stream to an open file (a checkpoint may be gigabytes) with
 ``MediaIoBaseDownload``; a failed download starts again from byte 0 (the
-caller's temp file is truncated), up to the transport's retry budget.
+caller's temp file is truncated), up to the transport's retry budget.  A
+local write error on the way (a full disk, a file-size limit, a read-only
+folder) is the local side's: said as "cannot write into PATH" (``FileError``),
+never retried as if the network had failed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ...errors import FileError, TargetUnavailable, TransientError
@@ -69,10 +73,12 @@ class DrivePullSource:
     def _root(self) -> DriveItem:
         self.creds.load()
         known = self.address.folder_id or self.db.kv_get(self.project, "root")
+        gone = None  # what became of the folder syncd knew, said if no other is found
         if known is not None:
             item = self.calls.get(known)
             if item is not None and item.is_dir and not item.trashed:
                 return self._found(item)
+            gone = "is in Drive's trash" if item is not None else "was deleted from Drive"
             if self.address.folder_id is not None:
                 raise TargetUnavailable(f"Drive folder {known} is not there or in the trash")
         about = self.api.call(
@@ -86,7 +92,8 @@ class DrivePullSource:
             ]
             found = [f for f in found if f.title == name and not f.trashed]
             if not found:
-                raise TargetUnavailable(f"the Drive folder {self.address.raw} is not there yet")
+                why = gone or "is not there yet"
+                raise TargetUnavailable(f"the Drive folder {self.address.raw} {why}")
             item = pick(found)
             parent = item.id
         if item is None:  # gdrive:/ — My Drive itself
@@ -124,6 +131,21 @@ class DrivePullSource:
             items.extend(found)
         return items
 
+    def named(self, folder_ids: list[str], title: str) -> list[DriveItem]:
+        """Live items titled ``title`` in any of these folders (one small query, not a
+        listing: what takes a path when the file there leaves)."""
+        try:
+            items: list[DriveItem] = []
+            for i in range(0, len(folder_ids), PARENTS_PER_QUERY):
+                parents = " or ".join(
+                    f"{quote(p)} in parents" for p in folder_ids[i : i + PARENTS_PER_QUERY]
+                )
+                q = f"({parents}) and title = {quote(title)} and trashed = false"
+                items.extend(self.calls.list_items(q, "looking up a name"))
+            return [item for item in items if item.title == title]
+        except ApiError as err:
+            raise self.calls.error(err) from err
+
     def _feed(self) -> ChangesFeed:
         return ChangesFeed(self.api, self.calls.drive_id)
 
@@ -148,6 +170,9 @@ class DrivePullSource:
         while True:
             try:
                 return self._download_once(file_id, out)
+            except _LocalWrite as exc:
+                why = exc.err.strerror or str(exc.err)
+                raise FileError(path, f"cannot write into {path}: {why}") from exc.err
             except Exception as exc:  # classified below; unknown ones re-raised
                 err = classify(exc)
                 if err is None:
@@ -165,8 +190,7 @@ class DrivePullSource:
     def _download_once(self, file_id: str, out: BinaryIO) -> str:
         from googleapiclient.http import MediaIoBaseDownload
 
-        out.seek(0)
-        out.truncate()
+        _local(lambda: _restart(out))
         h = hashlib.md5()
         with self.api.connection() as conn:
             request = self.api.service.files().get_media(fileId=file_id, supportsAllDrives=True)
@@ -176,12 +200,37 @@ class DrivePullSource:
             while not done:
                 _, done = down.next_chunk()
                 self.api.pacer.succeeded()
-        out.flush()
-        os.fsync(out.fileno())
+        _local(lambda: _settle(out))
         return h.hexdigest()
 
     def close(self) -> None:
         self.api.close()
+
+
+class _LocalWrite(Exception):
+    """An OSError of the local file, kept apart from the network's (``classify`` would
+    take it for a dropped connection)."""
+
+    def __init__(self, err: OSError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+def _restart(out: BinaryIO) -> None:
+    out.seek(0)
+    out.truncate()
+
+
+def _settle(out: BinaryIO) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def _local(step: Callable[[], object]) -> None:
+    try:
+        step()
+    except OSError as err:
+        raise _LocalWrite(err) from err
 
 
 class _Hashing:
@@ -193,4 +242,7 @@ class _Hashing:
 
     def write(self, data: bytes) -> int:
         self.h.update(data)
-        return self.out.write(data)
+        try:
+            return self.out.write(data)
+        except OSError as err:
+            raise _LocalWrite(err) from err
