@@ -253,6 +253,28 @@ def test_save_puts_outputs_on_drive_at_once_and_skips_what_is_there(
     assert fake.duplicates() == []
 
 
+def test_save_never_follows_a_link_out_of_the_working_copy(
+    rig: Rig, fake: FakeDrive, colab: Any, tmp_path: Path
+) -> None:
+    colab.sync("p", manifest_id(rig), quiet=True)
+    secret = tmp_path / "elsewhere"
+    (secret / "deep").mkdir(parents=True)
+    (secret / "key.txt").write_text("not the project's\n")
+    (secret / "deep/more.txt").write_text("nor this\n")
+    out = work(tmp_path) / "outputs"
+    out.mkdir()
+    (out / "loss.csv").write_text("epoch,loss\n")
+    os.symlink(secret / "key.txt", out / "key.txt")
+    os.symlink(secret / "deep", out / "deep")
+    saved = colab.save("outputs/", quiet=True)
+    assert saved.uploaded == ["outputs/loss.csv"]
+    assert fake.find("syncd/p/outputs/key.txt", app=None) is None
+    assert fake.find("syncd/p/outputs/deep", app=None) is None
+    os.symlink(secret, work(tmp_path) / "linked")
+    with pytest.raises(RuntimeError, match="is a symlink: save\\(\\) does not follow links"):
+        colab.save("linked/")
+
+
 def test_save_before_the_cell_says_so(colab: Any) -> None:
     with pytest.raises(RuntimeError, match="run the syncd cell first"):
         colab.save("outputs/")

@@ -929,6 +929,15 @@ def _project_folder(service: Any, manifest_id: str) -> str:
     return known[manifest_id]
 
 
+def _no_link_between(root: Path, top: Path) -> None:
+    """``save`` never follows a link out of the working copy."""
+    for part in (top, *top.parents):
+        if part == root:
+            return
+        if part.is_symlink():
+            raise RuntimeError(f"syncd: {part} is a symlink: save() does not follow links")
+
+
 def save(path: str = "outputs/", *, quiet: bool = False) -> Saved:
     """Upload ``/content/<project>/<path>`` to the same place in the project's Drive folder now.
 
@@ -947,6 +956,7 @@ def save(path: str = "outputs/", *, quiet: bool = False) -> Saved:
     top = _inside(root, rel_top) if rel_top else root
     if not top.exists():
         raise FileNotFoundError(f"syncd: nothing to save: {top} does not exist")
+    _no_link_between(root, top)
     try:
         service, _ = _client()
         folder_ids = {"": _project_folder(service, last["manifest_id"])}
@@ -975,7 +985,12 @@ def save(path: str = "outputs/", *, quiet: bool = False) -> Saved:
         return folder_ids[rel]
 
     done = Saved()
-    files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+    # rglob does not descend into linked folders; linked files are left out the same way
+    files = (
+        [top]
+        if top.is_file()
+        else sorted(p for p in top.rglob("*") if p.is_file() and not p.is_symlink())
+    )
     for file in files:
         rel = file.relative_to(root).as_posix()
         parent_rel, _, name = rel.rpartition("/")
