@@ -77,6 +77,8 @@ def test_flush_returns_only_once_the_edit_is_on_a_slow_drive(
     assert set(m["files"]) == {"train.py", "model.py", "new.py"}
     assert took < 25  # not the 30 s quiet window
     status = json.loads(run_cli("status", "--json", "-c", str(cfg)).stdout)["projects"][0]
+    # the flush's walk mirrored what the events had announced: nothing left for the window
+    assert (status["state"], status["mirror"]["pending"]) == ("idle", 0), status
     assert status["manifest"]["seq"] == m["seq"]
     assert status["manifest"]["id"] == fake.find(f"syncd/p/{MANIFEST_PATH}")["id"]
     assert status["manifest"]["at"] == m["at"][:19] + "Z" or status["manifest"]["at"] == m["at"]

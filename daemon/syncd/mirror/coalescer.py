@@ -260,6 +260,13 @@ class Coalescer:
                     batch.moves.append((p.moved_from, path, p.is_dir))
         return batch
 
+    def drop_seen_by(self, started: float) -> None:
+        """A walk that started after these paths' last events (a flush's) saw and mirrored
+        their final state: the quiet window has nothing left to do for them."""
+        with self._cond:
+            for path in [p for p, e in self._pending.items() if e.last < started]:
+                del self._pending[path]
+
     def put_back(self, batch: Batch) -> None:
         """Return a taken batch untouched (the project was paused meanwhile)."""
         with self._cond:

@@ -223,8 +223,7 @@ class MirrorRunner(FlushingRunner):
             self._finish()
 
     def _finish(self) -> None:
-        """After the loop: let running uploads end (they are daemon threads: a process exit
-        does not wait for them), then release the remote and say so to a successor."""
+        """After the loop: let uploads (daemon threads) end, free the remote, tell a successor."""
         try:
             self.applier.idle()
             self.remote.close()
@@ -354,6 +353,7 @@ class MirrorRunner(FlushingRunner):
         if changes.dirty:
             self.tracker.set(ProjectState.SYNCING)
             self._mirror(changes.dirty, [(s, d, False) for s, d in changes.moves])
+        self.coalescer.drop_seen_by(started)  # so status says idle once a flush is done
         if covers and self._pause is None:
             self._covered(covers, write=True)
         self._settle()
