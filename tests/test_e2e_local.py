@@ -372,3 +372,25 @@ def test_full_target_disk_goes_offline_and_loses_nothing(
     )
     assert not list(dst.glob(".syncd-tmp-*"))  # no half-written temp file left behind
     assert d.stop() == 0
+
+
+@pytest.mark.parametrize("files", [5, 200])  # the per-file path, and the bulk copy (≥ 64)
+def test_a_symlink_on_the_target_is_never_written_through(tmp_path: Path, files: int) -> None:
+    """A user's link on the target (``lk -> somewhere else``) where the source has a folder
+    of that name: syncd wrote ``lk/secret.txt`` into the folder it points at, outside the
+    target, and counted it mirrored. Now that file is one file's error; the rest goes."""
+    cfg = write_config(tmp_path / "c.yaml", [project(tmp_path)])
+    src, dst, outside = tmp_path / "p", tmp_path / "p-mirror", tmp_path / "outside"
+    outside.mkdir()
+    dst.mkdir()
+    os.symlink(outside, dst / "lk")
+    (src / "lk").mkdir()
+    (src / "lk/secret.txt").write_text("must not leave the target\n")
+    for i in range(files):
+        (src / f"f{i:03d}.txt").write_text(f"{i}\n")
+    r = run_cli("sync", "--once", "-c", str(cfg))
+    assert list(outside.iterdir()) == [], "written through the link, outside the target"
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "lk/secret.txt" in r.stderr and "lk/ on the target is a symlink" in r.stderr, r.stderr
+    assert os.path.islink(dst / "lk")  # the user's link is left alone
+    assert sum(1 for p in tree(dst) if p.startswith("f")) == files

@@ -134,9 +134,9 @@ def test_bulk_copy_ends_where_the_per_file_path_ends(
     calls: list[int] = []
     real_copy_new = local_files.copy_new
 
-    def counted(src: str, dst: str, paths: list[str], created: object) -> list[str]:
+    def counted(src: str, dst: str, paths: list[str], created: object, guard: object) -> list[str]:
         calls.append(len(paths))
-        return real_copy_new(src, dst, paths, created)  # type: ignore[arg-type]
+        return real_copy_new(src, dst, paths, created, guard)  # type: ignore[arg-type]
 
     monkeypatch.setattr(local_files, "copy_new", counted)
     monkeypatch.setattr("syncd.remotes.local.copy_new", counted)

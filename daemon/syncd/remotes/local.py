@@ -32,6 +32,7 @@ from .local_files import (
     _TMP_FLAGS,
     _UTIME_FD,
     TMP_PREFIX,
+    LinkGuard,
     _link_noreplace,
     _rename_noreplace,
     _rev,
@@ -72,11 +73,18 @@ class LocalRemote(OwnFileReads):
         self.features = FEATURES
         self._swept = False
         self._bulk: bool | None = None  # copy new files in one loop (not on a waiting fs)
+        self._links = LinkGuard(self._root)
 
     # --- helpers -------------------------------------------------------------
 
     def _abs(self, path: str) -> Path:
         return self.root / path
+
+    def _no_link_above(self, *paths: str) -> None:
+        for path in paths:
+            link = self._links.link_above(path)
+            if link is not None:
+                raise FileError(path, f"{link}/ on the target is a symlink: never written through")
 
     def _target_error(self, path: str, exc: OSError) -> Exception:
         """Convert an errno from the target side into the engine's vocabulary."""
@@ -176,6 +184,7 @@ class LocalRemote(OwnFileReads):
                     yield RemoteEntry(rel, rel, st.st_size, None, _rev(st))
 
     def stat(self, path: str, known: RemoteEntry | None) -> RemoteEntry | None:
+        self._no_link_above(path)
         target = os.path.join(self._root, path)
         try:
             st = os.lstat(target)
@@ -208,6 +217,7 @@ class LocalRemote(OwnFileReads):
         source's mtime, and the version copied is checked against the source's stat before
         and after (``FileChanged`` when it moved meanwhile: the copy is dropped).
         """
+        self._no_link_above(path)
         target = os.path.join(self._root, path)
         source = os.fspath(source)
         fd, before = open_source_stat(source, path)
@@ -261,7 +271,7 @@ class LocalRemote(OwnFileReads):
             self._bulk = not waits(self._root)
         if not self._bulk:
             return list(paths)
-        return copy_new(os.fspath(source_root), self._root, paths, created)
+        return copy_new(os.fspath(source_root), self._root, paths, created, self._links)
 
     def _open_tmp(self, target: str) -> tuple[str, int]:
         """A new temporary file beside ``target`` (its folders made when missing, below a
@@ -283,6 +293,7 @@ class LocalRemote(OwnFileReads):
 
     def move(self, entry: RemoteEntry, new_path: str) -> RemoteEntry:
         self._require_root()
+        self._no_link_above(entry.path, new_path)
         src, dst = self._abs(entry.path), self._abs(new_path)
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -296,6 +307,7 @@ class LocalRemote(OwnFileReads):
 
     def trash(self, entry: RemoteEntry) -> None:
         self._require_root()
+        self._no_link_above(entry.path)
         try:
             dst = self._free_trash_path(entry.path)
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +365,7 @@ class LocalRemote(OwnFileReads):
             path = path.rpartition("/")[0]
 
     def begin_batch(self) -> None:
-        pass  # every stat asks the folder itself: nothing is learned in bulk
+        self._links.reset()  # every stat asks the folder itself; only links are remembered
 
     def close(self) -> None:
         pass

@@ -83,8 +83,41 @@ def tmp_name(parent: str, name: str) -> str:
     return f"{parent}/{tmp}"
 
 
+class LinkGuard:
+    """Never write through a symlink on the target: a user's link to a folder there would
+    lead out of it (``O_NOFOLLOW`` guards only a path's last part).  Each folder between
+    the root and a path is ``lstat``-ed once per batch (``reset``)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._plain: set[str] = set()
+
+    def reset(self) -> None:
+        self._plain.clear()
+
+    def link_above(self, path: str) -> str | None:
+        """The first folder above ``path`` that is a symlink, relative; None if none is."""
+        cur = ""
+        for part in path.split("/")[:-1]:
+            cur = f"{cur}/{part}" if cur else part
+            if cur in self._plain:
+                continue
+            try:
+                st = os.lstat(f"{self.root}/{cur}")
+            except OSError:
+                return None  # missing (made as a folder later) or unreadable: nothing to follow
+            if stat.S_ISLNK(st.st_mode):
+                return cur
+            self._plain.add(cur)
+        return None
+
+
 def copy_new(
-    src_root: str, dst_root: str, paths: Iterable[str], created: Callable[[Created], None]
+    src_root: str,
+    dst_root: str,
+    paths: Iterable[str],
+    created: Callable[[Created], None],
+    guard: LinkGuard,
 ) -> list[str]:
     """Copy the files at ``paths`` (new: no index row) from ``src_root`` to ``dst_root``;
     ``created`` is called right after each one is in place (the caller's index row goes
@@ -94,6 +127,9 @@ def copy_new(
         return list(paths)  # the per-file path says "not there (unmounted disk?)"
     for path in paths:
         target = f"{dst_root}/{path}"
+        if guard.link_above(path) is not None:
+            left.append(path)  # the per-file path refuses it, as one file's error
+            continue
         try:
             os.lstat(target)
         except FileNotFoundError:
