@@ -54,6 +54,7 @@ class PullRecords:
         self.db = db
         self.project = project
         self._lock = threading.Lock()
+        self._ids: dict[str, str] | None = None  # Drive id → path, built at first use
 
     # --- the page token -------------------------------------------------------------
 
@@ -74,10 +75,32 @@ class PullRecords:
         return Pulled(**json.loads(raw)) if raw else None
 
     def put(self, path: str, rec: Pulled) -> None:
+        self._unindex(path)
         self.db.kv_set(self.project, PULLED + path, json.dumps(asdict(rec)))
+        if self._ids is not None:
+            self._ids[rec.id] = path
 
     def forget(self, path: str) -> None:
+        self._unindex(path)
         self.db.kv_set(self.project, PULLED + path, None)
+
+    def where(self, file_id: str) -> str | None:
+        """The path the file ``file_id`` was pulled to, if any.
+
+        Kept as an index updated by ``put``/``forget`` (this object is the only writer
+        of its project's records while the daemon runs), not rebuilt per lookup: a feed
+        batch of N changes reading every record per change was quadratic.
+        """
+        if self._ids is None:
+            self._ids = {rec.id: path for path, rec in self.all().items()}
+        return self._ids.get(file_id)
+
+    def _unindex(self, path: str) -> None:
+        if self._ids is None:
+            return
+        old = self.get(path)
+        if old is not None and self._ids.get(old.id) == path:
+            del self._ids[old.id]
 
     # --- files waiting for another try ----------------------------------------------
 
