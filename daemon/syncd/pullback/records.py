@@ -3,8 +3,9 @@
 - ``pull:token``: the changes-feed page token, saved only once every change it
   covers is applied (a kill -9 re-applies changes, never skips them).
 - ``pulled:<path>``: one JSON record per file brought down — the Drive id, md5,
-  revision, and the local file's inode, size and mtime right after the rename,
-  which is how "edited locally since it was pulled" is told.
+  revision, and the downloaded file's inode, size and mtime taken from the temp
+  file before the rename (they survive it), which is how "edited locally since
+  it was pulled" is told.
 - ``pull:pending``: files that should be here but did not come down (a quota
   or transient refusal of the download, a local path in the way, a local write
   error), by Drive id with their path and the reason: retried at every poll
