@@ -71,3 +71,25 @@ def test_a_pull_folder_beside_snapshot_data_is_fine(tmp_path: Path) -> None:
     text = FULL + PROJECT + "      pull: [outputs/]\n" + snapshot
     project = load_config(write(tmp_path, text)).projects[0]
     assert project.snapshot is not None and project.snapshot.data == ("data", "out")
+
+
+@pytest.mark.parametrize("folder", [".syncd/", ".syncd-trash/", ".git/", "./.git/hooks"])
+def test_syncd_own_folders_and_git_are_never_pulled(tmp_path: Path, folder: str) -> None:
+    message = error_of(tmp_path, FULL + PROJECT + f'      pull: ["outputs/", "{folder}"]\n')
+    assert "own folder and cannot be pulled from Drive" in message, message
+    assert "Traceback" not in message and "\n" not in message.strip()
+
+
+def test_the_same_folder_listed_twice_is_pulled_once(tmp_path: Path) -> None:
+    for pull in ('["outputs/", "./outputs", "ckpt", "/outputs/"]',
+                 '{paths: ["outputs/", "./outputs", "ckpt"], interval: 5s}'):  # fmt: skip
+        project = load_config(write(tmp_path, FULL + PROJECT + f"      pull: {pull}\n")).projects[0]
+        assert project.mirror is not None
+        assert project.mirror.pull.paths == ("outputs/", "ckpt/"), pull
+
+
+@pytest.mark.parametrize("pull", ['["outputs/", "outputs/run1/"]', '["./outputs/run1", "outputs"]'])
+def test_a_pull_folder_inside_another_is_refused(tmp_path: Path, pull: str) -> None:
+    message = error_of(tmp_path, FULL + PROJECT + f"      pull: {pull}\n")
+    assert "'outputs/run1/' is inside 'outputs/', which is pulled already" in message, message
+    assert "list only 'outputs/'" in message

@@ -36,3 +36,30 @@ def test_records_of_an_older_syncd_without_a_parent_still_load(tmp_path: Path) -
     old = {"id": "f", "md5": "m", "rev": None, "size": 1, "ino": 2, "mtime_ns": 3}
     db.kv_set("p", "pulled:outputs/x", json.dumps(old))
     assert PullRecords(db, "p").all() == {"outputs/x": Pulled("f", "m", None, 1, 2, 3, None)}
+
+
+def test_where_follows_puts_and_forgets_without_rereading_every_record(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    records = PullRecords(db, "p")
+    records.put("outputs/a", Pulled("A", "m", None, 1, 2, 3, "d"))
+    assert records.where("A") == "outputs/a" and records.where("B") is None  # index built
+    reads = 0
+    real_items = db.kv_items
+
+    def counted(project: str, prefix: str) -> dict[str, str]:
+        nonlocal reads
+        reads += 1
+        return real_items(project, prefix)
+
+    db.kv_items = counted  # type: ignore[method-assign]
+    records.put("outputs/b", Pulled("B", "m", None, 1, 2, 3, "d"))
+    records.put("outputs/a", Pulled("C", "m", None, 1, 2, 3, "d"))  # another file took a's path
+    assert (records.where("A"), records.where("B"), records.where("C")) == (
+        None,
+        "outputs/b",
+        "outputs/a",
+    )
+    records.forget("outputs/b")
+    assert records.where("B") is None and records.where("C") == "outputs/a"
+    assert reads == 0  # a lookup per change never reloads every record (review-4 #3)
+    assert PullRecords(db, "p").where("C") == "outputs/a"  # what the db holds agrees

@@ -65,10 +65,18 @@ def pulled(mirror: dict[str, Any]) -> dict[str, Any]:
     values = dict(mirror)
     pull = values.get("pull")
     if isinstance(pull, tuple):
-        values["pull"] = PullConfig(paths=pull)
+        values["pull"] = PullConfig(paths=_once(pull))
     elif pull is not None:  # the mapping form (a checked section)
-        values["pull"] = PullConfig(**pull.values)
+        fields = dict(pull.values)
+        fields["paths"] = _once(fields["paths"])
+        values["pull"] = PullConfig(**fields)
     return values
+
+
+def _once(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """The pull folders, each once (``outputs/`` and ``./outputs`` are one folder once
+    checked: two pollers' worth of state for one folder would fight over its files)."""
+    return tuple(dict.fromkeys(paths))
 
 
 NEEDS_FULL = (
@@ -97,7 +105,22 @@ def check_pull_targets(
             )
         if scope != "full":
             raise mirror.error("pull", NEEDS_FULL, NEEDS_FULL_FIX)
+        _not_nested(mirror, project.mirror.pull.paths)
         _apart_from_data(mirror, project)
+
+
+def _not_nested(mirror: _Located, paths: tuple[str, ...]) -> None:
+    """A pull folder inside another is refused: the outer one covers it already, and a
+    second entry would read as if it changed something."""
+    for inner in paths:
+        for outer in paths:
+            if inner != outer and inner.startswith(outer):
+                raise mirror.error(
+                    "pull",
+                    f"{inner!r} is inside {outer!r}, which is pulled already (with every "
+                    "folder below it)",
+                    f"list only {outer!r}",
+                )
 
 
 def _apart_from_data(mirror: _Located, project: ProjectConfig) -> None:

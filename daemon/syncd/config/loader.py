@@ -43,6 +43,7 @@ from .values import (
     parse_duration,
     positive,
     project_name,
+    pull_folder,
     pull_interval,
     resolve_path,
     subfolder,
@@ -93,7 +94,7 @@ _MIRROR = {
     "workers": _Field("int", check=worker_count),
 }
 _PULL = {
-    "paths": _Field("strings", required=True, check=subfolder),
+    "paths": _Field("strings", required=True, check=pull_folder),
     "interval": _Field("duration", check=pull_interval),
 }
 _SNAPSHOT = {
@@ -259,7 +260,7 @@ class _Reader:
                 return self.section(node, _PULL, keypath)
             if not isinstance(node, SequenceNode):
                 raise self.error(node, keypath, f"expected {expected}, got {_describe(node)}")
-            return self.value(node, _Field("strings", check=subfolder), keypath)
+            return self.value(node, _Field("strings", check=pull_folder), keypath)
         if spec.kind in ("sections", "strings"):
             if not isinstance(node, SequenceNode):
                 raise self.error(node, keypath, f"expected {expected}, got {_describe(node)}")

@@ -163,6 +163,24 @@ def subfolder(text: str) -> str:
     return "/".join(parts) + "/"
 
 
+# Folders that are syncd's own or git's: pulling Drive's copy of them down would overwrite
+# syncd's state (the Colab helper, the local trash, temp files) or a repository.
+_NOT_PULLED = (".syncd", ".syncd-trash", ".git")
+
+
+def pull_folder(text: str) -> str:
+    """A ``mirror.pull`` entry: a subfolder (``./outputs`` → ``outputs/``), never syncd's
+    own folders nor ``.git/``, nor a folder inside them."""
+    folder = subfolder(text)
+    top = folder.split("/")[0]
+    if top in _NOT_PULLED or top.startswith(".syncd-tmp"):
+        raise ValueError(
+            f"{text!r} is {'git' if top == '.git' else 'syncd'}'s own folder and cannot be "
+            "pulled from Drive; name a folder your notebook writes to (e.g. outputs/)"
+        )
+    return folder
+
+
 _GLOB = set("\\*?[]!#")
 
 

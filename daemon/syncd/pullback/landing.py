@@ -66,6 +66,20 @@ def _file_mode() -> int:
     return 0o644
 
 
+def _stamp(fd: int) -> os.stat_result:
+    """The downloaded temp file's stat as recorded, its mtime set 1 ns back first.
+
+    The kernel stamps writes with a coarse clock (one tick is milliseconds): an
+    in-place, same-size edit right after the rename could get the very mtime the
+    download's last write got, and look unedited.  One nanosecond back, any later
+    write's mtime (this tick or a later one) differs from the record.
+    """
+    st = os.fstat(fd)
+    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns - 1))
+    os.fsync(fd)
+    return os.fstat(fd)
+
+
 class RemoteFile(Protocol):
     @property
     def id(self) -> str: ...
@@ -163,6 +177,7 @@ class Landing:
             os.fchmod(fd, _file_mode())
             with os.fdopen(fd, "w+b") as out:
                 got = self.source.download(item.id, out, path)
+                mine = _stamp(out.fileno())
             if got != item.md5:
                 raise TransientError(
                     f"{path}: the download's md5 differs from Drive's (it changed meanwhile)"
@@ -172,7 +187,11 @@ class Landing:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        self._record(path, item, os.lstat(dest))
+        # Recorded from the temp file, not by an lstat of ``dest`` after the rename: an
+        # edit between the rename and that lstat would have been taken for syncd's own
+        # copy and overwritten later without a conflict copy (inode, size and mtime
+        # survive the rename).
+        self._record(path, item, mine)
         self.records.count("files_pulled")
         log.info("%s: pulled %s", self.name, path)
 

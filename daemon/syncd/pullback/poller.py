@@ -71,7 +71,6 @@ class PullPoller:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._error: str | None = None
-        self._by_id: dict[str, str] | None = None  # Drive id → path of the pulled files
         self._said: dict[str, str] = {}  # path → the failure last logged for it
         self._tried: set[str] = set()  # ids tried in this poll: a pending one waits for the next
         self.thread = threading.Thread(target=self.run, name=f"pull-{name}", daemon=True)
@@ -192,9 +191,15 @@ class PullPoller:
         self.tree = tree
         log.debug("%s: pull folders %s, files %s", self.name, tree.dirs, sorted(files))
         for path, rec in self.records.all().items():
-            if path not in files:
+            if not tree.below(path):
+                # Its folder left mirror.pull: an ordinary mirrored file from now on (the
+                # mirror adopts Drive's copy by md5); neither side's copy is trashed.
+                self.records.forget(path)
+            elif path not in files:
                 self.landing.trash(path, rec.id, "deleted on Drive (or moved away)")
-        self._by_id = None
+        for file_id, waiting in self.records.pending().items():
+            if not tree.below(waiting["path"]):
+                self.records.unpend(file_id)  # not pulled any more: not pending either
         for path, item in files.items():
             self._land(path, item)
 
@@ -211,7 +216,6 @@ class PullPoller:
 
     def _land(self, path: str, item: DriveItem) -> None:
         """Bring one file down; a failure of this file alone leaves it pending."""
-        self._by_id = None
         self._tried.add(item.id)
         try:
             self.landing.land(path, item)
@@ -246,10 +250,9 @@ class PullPoller:
                 self._land(path, item)
 
     def _where(self, file_id: str) -> str | None:
-        """The path the file ``file_id`` was pulled to, if any (read afresh after changes)."""
-        if self._by_id is None:
-            self._by_id = {rec.id: path for path, rec in self.records.all().items()}
-        return self._by_id.get(file_id)
+        """The path the file ``file_id`` was pulled to, if any (an index the records keep
+        up to date: reloading every record per change made a batch quadratic)."""
+        return self.records.where(file_id)
 
     def _gone(self, file_id: str, path: str, why: str) -> None:
         """The file pulled to ``path`` left (trashed, deleted, moved away): its local copy
@@ -258,7 +261,6 @@ class PullPoller:
         assert self.tree is not None
         self.records.unpend(file_id)
         self.landing.trash(path, file_id, why)
-        self._by_id = None
         folder, _, title = path.rpartition("/")
         ids = self.tree.folders_at(folder)
         if not ids or not self.tree.below(path):
@@ -285,7 +287,6 @@ class PullPoller:
                     for c in changes
                 ],
             )
-        self._by_id = None
         folders = [c for c in changes if c.item is None or c.item.is_dir]
         new_dirs = self._apply_folders(folders)
         if self.tree is None:  # the project folder left: the next poll lists it again

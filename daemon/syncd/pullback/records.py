@@ -3,8 +3,9 @@
 - ``pull:token``: the changes-feed page token, saved only once every change it
   covers is applied (a kill -9 re-applies changes, never skips them).
 - ``pulled:<path>``: one JSON record per file brought down — the Drive id, md5,
-  revision, and the local file's inode, size and mtime right after the rename,
-  which is how "edited locally since it was pulled" is told.
+  revision, and the downloaded file's inode, size and mtime taken from the temp
+  file before the rename (they survive it), which is how "edited locally since
+  it was pulled" is told.
 - ``pull:pending``: files that should be here but did not come down (a quota
   or transient refusal of the download, a local path in the way, a local write
   error), by Drive id with their path and the reason: retried at every poll
@@ -54,6 +55,7 @@ class PullRecords:
         self.db = db
         self.project = project
         self._lock = threading.Lock()
+        self._ids: dict[str, str] | None = None  # Drive id → path, built at first use
 
     # --- the page token -------------------------------------------------------------
 
@@ -74,10 +76,32 @@ class PullRecords:
         return Pulled(**json.loads(raw)) if raw else None
 
     def put(self, path: str, rec: Pulled) -> None:
+        self._unindex(path)
         self.db.kv_set(self.project, PULLED + path, json.dumps(asdict(rec)))
+        if self._ids is not None:
+            self._ids[rec.id] = path
 
     def forget(self, path: str) -> None:
+        self._unindex(path)
         self.db.kv_set(self.project, PULLED + path, None)
+
+    def where(self, file_id: str) -> str | None:
+        """The path the file ``file_id`` was pulled to, if any.
+
+        Kept as an index updated by ``put``/``forget`` (this object is the only writer
+        of its project's records while the daemon runs), not rebuilt per lookup: a feed
+        batch of N changes reading every record per change was quadratic.
+        """
+        if self._ids is None:
+            self._ids = {rec.id: path for path, rec in self.all().items()}
+        return self._ids.get(file_id)
+
+    def _unindex(self, path: str) -> None:
+        if self._ids is None:
+            return
+        old = self.get(path)
+        if old is not None and self._ids.get(old.id) == path:
+            del self._ids[old.id]
 
     # --- files waiting for another try ----------------------------------------------
 
