@@ -28,7 +28,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDrive]:
     assert drive.internal_errors == []
 
 
-def test_colab_creates_updates_trashes_and_deletes_as_the_feed_tells(fake: FakeDrive) -> None:
+def test_colab_creates_updates_trashes_restores_and_deletes_as_the_feed_tells(fake: FakeDrive) -> None:
     full = connect(fake, "full")[0]
     outputs = fake.mkdir("syncd/p/outputs", by=COLAB)
     start = full.changes().getStartPageToken().execute()["startPageToken"]
@@ -49,6 +49,12 @@ def test_colab_creates_updates_trashes_and_deletes_as_the_feed_tells(fake: FakeD
     fake.trash(made)
     (c,) = all_changes(full, token)[0]
     assert c["deleted"] is False and c["file"]["labels"]["trashed"] is True
+
+    token = all_changes(full, token)[1]
+    fake.untrash(made)  # restored from the trash: one change, trashed false, listed again
+    (c,) = all_changes(full, token)[0]
+    assert c["deleted"] is False and c["file"]["labels"]["trashed"] is False
+    assert fake.find("syncd/p/outputs/m.json")["id"] == made
 
     token = all_changes(full, token)[1]
     fake.delete(made)
