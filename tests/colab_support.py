@@ -112,3 +112,12 @@ def mounts(tmp: Path) -> list[list[Any]]:
 def drive_requests(fake: FakeDrive) -> list[str]:
     """The Drive API requests the fake saw (token refreshes are not Drive requests)."""
     return [f"{r.method} {r.path}" for r in fake.requests if "/drive/" in r.path]
+
+
+def manifest_id(rig: Any) -> str:
+    """The Drive id of the manifest a ``mirror_support.Rig``'s mirror wrote."""
+    from syncd.mirror.manifest import manifest_record
+
+    rec = manifest_record(rig.db, "p")
+    assert rec is not None
+    return rec.id

@@ -12,56 +12,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from syncd.mirror.manifest import MANIFEST_PATH, manifest_record
-from tests.colab_support import HELPER_SOURCE, colab_env, load_helper, stub_dir
+from syncd.mirror.manifest import MANIFEST_PATH
+from tests.colab_support import HELPER_SOURCE, colab_env, load_helper, manifest_id, stub_dir
 from tests.fakes.drive_server import FakeDrive
 from tests.mirror_support import Rig
 
 from .conftest import tree
 
+pytest_plugins = ["tests.colab_fixtures"]  # the fake, rig and colab fixtures
+
 USERS = "THE USER'S OWN LABELS\n"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeDrive]:
-    with FakeDrive() as f:
-        yield f
-
-
-@pytest.fixture
-def rig(tmp_path: Path, home: Path, fake: FakeDrive) -> Iterator[Rig]:
-    fake.set_write_limit(None)
-    r = Rig(tmp_path, "gdrive-file", fake)
-    r.write("train.py", "import model\nprint(model.VALUE)\n")
-    r.write("model.py", "VALUE = 1\n")
-    r.write("data/labels.txt", "cat\ndog\n")
-    r.sync()
-    yield r
-    r.close()
-    assert fake.internal_errors == []
-
-
-@pytest.fixture
-def colab(
-    rig: Rig, fake: FakeDrive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
-    for key, value in colab_env(fake, tmp_path).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.chdir(tmp_path)
-    yield load_helper(monkeypatch, tmp_path)
-    sys.modules.pop("model", None)
-
-
-def manifest_id(rig: Rig) -> str:
-    rec = manifest_record(rig.db, "p")
-    assert rec is not None
-    return rec.id
 
 
 def work(tmp_path: Path) -> Path:
