@@ -28,7 +28,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDrive]:
     assert drive.internal_errors == []
 
 
-def test_colab_creates_updates_trashes_restores_and_deletes_as_the_feed_tells(fake: FakeDrive) -> None:
+def test_colab_creates_updates_trashes_restores_and_deletes_as_the_feed_tells(
+    fake: FakeDrive,
+) -> None:
     full = connect(fake, "full")[0]
     outputs = fake.mkdir("syncd/p/outputs", by=COLAB)
     start = full.changes().getStartPageToken().execute()["startPageToken"]
