@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 
 from syncd.mirror.manifest import MANIFEST_PATH
+from tests.colab_fixtures import colab, fake, rig  # noqa: F401 (fixtures, used by name)
 from tests.colab_support import HELPER_SOURCE, colab_env, load_helper, manifest_id, stub_dir
 from tests.fakes.drive_server import FakeDrive
 from tests.mirror_support import Rig
 
 from .conftest import tree
-
-pytest_plugins = ["tests.colab_fixtures"]  # the fake, rig and colab fixtures
 
 USERS = "THE USER'S OWN LABELS\n"
 
