@@ -248,7 +248,22 @@ def test_first_mirror_at_drives_pace(
     # Every answered request was needed: about.get, one lookup, one id batch, 8 folders
     # (syncd, p, t0-t2, a d000 in each), the changes feed's first token, 20 uploads, then
     # the manifest: its .syncd folder and the file.  The 403s cost time, not duplicates.
-    assert answered == 3 + 8 + 1 + 20 + 2, [(r.method, r.path, r.status) for r in fake.requests]
+    # Plus, in about one run in five, one or two child listings of a folder syncd made (a
+    # path it does not know yet, looked up once where the throttle split the first mirror
+    # into batches; seen since the manifest looks for an existing one): asked, never a
+    # duplicate (checked above). Every other request is counted exactly.
+    looked_up = sum(
+        1
+        for r in fake.requests
+        if r.method == "GET"
+        and r.path == "/drive/v2/files"
+        and r.status == 200
+        and r.query.get("q", "").endswith(" in parents and trashed = false")
+    )
+    assert looked_up <= 2
+    assert answered - looked_up == 3 + 8 + 1 + 20 + 2, [
+        (r.method, r.path, r.status) for r in fake.requests
+    ]
     assert d.stop() == 0
 
 
